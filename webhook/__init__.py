@@ -1,0 +1,8 @@
+"""pf-webhook: a Kubernetes admission webhook for Apache Pulsar Functions StatefulSets.
+
+The pure core (config, workload, command, naming, secrets, tokens, customizer, quantity,
+policy, mutation, patch, review) maps plain data to plain data and does no I/O; the shell
+(server, kube, certs, audit, cli) gathers facts and talks to the world.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,65 @@
+"""Pure: read a function workload once — its function container, FunctionDetails, secrets and
+customizer options — for both the mutation and the validation to use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook import customizer, secrets, workload
+from webhook.config import Config, RuntimeOptions
+from webhook.findings import Finding
+
+
+class Refusal(ValueError):
+    """The object cannot be handled at all (wrong shape, no function container)."""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    container_index: int
+    details: workload.FunctionDetails
+    details_findings: tuple[Finding, ...]
+    secret_refs: tuple[secrets.SecretRef, ...]
+    secret_findings: tuple[Finding, ...]
+    options: RuntimeOptions | None  # the function's own customRuntimeOptions
+    options_doc: Mapping[str, Any] = field(default_factory=dict)
+    options_findings: tuple[Finding, ...] = ()
+    options_notes: tuple[str, ...] = ()
+
+    @property
+    def container_path(self) -> str:
+        return f"{workload.CONTAINERS_PATH}[{self.container_index}]"
+
+    def merged_options(self, config: Config) -> RuntimeOptions:
+        return customizer.merge(config.cluster_options, self.options)
+
+
+def analyse(obj: Mapping[str, Any]) -> Analysis:
+    """Raises Refusal when the object is not a StatefulSet we can read."""
+    problem = workload.shape_error(obj)
+    if problem:
+        raise Refusal(f"object of the wrong shape: {problem}")
+    try:
+        index = workload.function_container_index(obj)
+    except workload.WorkloadError as exc:
+        raise Refusal(str(exc)) from None
+    details, problems = workload.read_details(obj, index)
+    refs, secret_findings = secrets.parse(
+        details.secrets_map, details.secrets_source or "secretsMap"
+    )
+    options, doc, option_findings, notes = customizer.parse(
+        details.custom_runtime_options, details.options_source or "customRuntimeOptions"
+    )
+    return Analysis(
+        container_index=index,
+        details=details,
+        details_findings=tuple(Finding("function/details", p.path, p.message) for p in problems),
+        secret_refs=tuple(refs),
+        secret_findings=tuple(secret_findings),
+        options=options,
+        options_doc=doc,
+        options_findings=tuple(option_findings),
+        options_notes=tuple(notes),
+    )

@@ -1,0 +1,125 @@
+"""Pure: read and edit flags in the instance's `sh -c` command line.
+
+The worker writes `command: [sh, -c, "<download> && ... && exec <instance> --flag value ..."]`
+with no shell quoting except single quotes around JSON (`--function_details '<json>'`, Go's
+`-instance-conf '<json>'`). We tokenise the script like a shell (quotes, backslashes), keep
+each token's span, and edit by replacing spans, so everything we do not touch stays byte-equal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+
+
+class CommandError(ValueError):
+    """The command line cannot be read (for example an unterminated quote)."""
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # the word after quote removal
+    start: int
+    end: int
+
+
+def tokenize(script: str) -> list[Token]:
+    tokens: list[Token] = []
+    i, n = 0, len(script)
+    while i < n:
+        if script[i].isspace():
+            i += 1
+            continue
+        start, word = i, []
+        while i < n and not script[i].isspace():
+            ch = script[i]
+            if ch == "'":
+                close = script.find("'", i + 1)
+                if close < 0:
+                    raise CommandError(f"unterminated single quote at character {i}")
+                word.append(script[i + 1 : close])
+                i = close + 1
+            elif ch == '"':
+                j, part = i + 1, []
+                while j < n and script[j] != '"':
+                    if script[j] == "\\" and j + 1 < n:
+                        j += 1
+                    part.append(script[j])
+                    j += 1
+                if j >= n:
+                    raise CommandError(f"unterminated double quote at character {i}")
+                word.append("".join(part))
+                i = j + 1
+            elif ch == "\\" and i + 1 < n:
+                word.append(script[i + 1])
+                i += 2
+            else:
+                word.append(ch)
+                i += 1
+        tokens.append(Token("".join(word), start, i))
+    return tokens
+
+
+def quote(value: str) -> str:
+    """Quote a word for `sh` only when it needs it (single quotes, as the worker does)."""
+    if _SAFE.fullmatch(value):
+        return value
+    return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+def _instance_start(tokens: list[Token]) -> int:
+    """Index of the token after the last `exec`: flags are only read from the instance."""
+    for index in range(len(tokens) - 1, -1, -1):
+        if tokens[index].text == "exec":
+            return index + 1
+    return 0
+
+
+def get_flag(script: str, flag: str) -> str | None:
+    tokens = tokenize(script)
+    for index in range(_instance_start(tokens), len(tokens) - 1):
+        if tokens[index].text == flag:
+            return tokens[index + 1].text
+    return None
+
+
+def has_flag(script: str, flag: str) -> bool:
+    tokens = tokenize(script)
+    return any(t.text == flag for t in tokens[_instance_start(tokens) :])
+
+
+def set_flag(script: str, flag: str, value: str) -> str:
+    """Give `flag` the value `value`: replace it where present, else append it at the end."""
+    tokens = tokenize(script)
+    for index in range(_instance_start(tokens), len(tokens) - 1):
+        if tokens[index].text == flag:
+            target = tokens[index + 1]
+            if target.text == value:
+                return script
+            return script[: target.start] + quote(value) + script[target.end :]
+    return f"{script.rstrip()} {flag} {quote(value)}"
+
+
+def get_json_flag(script: str, flag: str) -> dict[str, Any] | None:
+    """The JSON object after `flag` (`--function_details`, `-instance-conf`), or None if absent.
+
+    Raises CommandError saying what is wrong when the flag is there but its JSON is not.
+    """
+    raw = get_flag(script, flag)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{flag} is not valid JSON: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(value, dict):
+        raise CommandError(f"{flag} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def set_json_flag(script: str, flag: str, value: dict[str, Any]) -> str:
+    return set_flag(script, flag, json.dumps(value, separators=(",", ":")))

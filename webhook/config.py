@@ -1,0 +1,671 @@
+"""Pure: a functions_worker.yml (plus our `webhook:` section) -> one frozen, validated Config.
+
+The file is the one the Pulsar worker already uses; keys the webhook does not honour are
+ignored, as the worker ignores unknown keys. Our own `webhook:` section is strict: a typo
+there is an error naming the key. Every error is one line: `<key path>: <problem>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import yaml
+
+from webhook import quantity
+
+Action = Literal["deny", "warn", "audit", "off"]
+ACTIONS: tuple[Action, ...] = ("deny", "warn", "audit", "off")
+
+RULES: tuple[str, ...] = (
+    "function/details",
+    "naming/label-key",
+    "naming/label-value",
+    "naming/statefulset-name",
+    "naming/service-name",
+    "naming/selector-collision",
+    "secrets/entry",
+    "secrets/exists",
+    "tokens/audience",
+    "tokens/expiration",
+    "tokens/mount-path",
+    "tokens/ca-secret",
+    "customizer/options",
+    "customizer/tolerations",
+    "customizer/node-selector",
+    "resources/requests-within-limits",
+    "resources/bounds",
+    "namespace/job-namespace",
+)
+
+_PKG = "org.apache.pulsar.functions"
+KUBERNETES_RUNTIME_FACTORY = f"{_PKG}.runtime.kubernetes.KubernetesRuntimeFactory"
+KUBERNETES_SECRETS_CONFIGURATOR = (
+    f"{_PKG}.secretsproviderconfigurator.KubernetesSecretsProviderConfigurator"
+)
+DEFAULT_SECRETS_CONFIGURATOR = (
+    f"{_PKG}.secretsproviderconfigurator.DefaultSecretsProviderConfigurator"
+)
+SA_TOKEN_AUTH_PROVIDER = f"{_PKG}.auth.KubernetesServiceAccountTokenAuthProvider"
+SECRETS_TOKEN_AUTH_PROVIDER = f"{_PKG}.auth.KubernetesSecretsTokenAuthProvider"
+BASIC_CUSTOMIZER = f"{_PKG}.runtime.kubernetes.BasicKubernetesManifestCustomizer"
+
+MIN_TOKEN_EXPIRATION = 600
+DEFAULT_TOKEN_EXPIRATION = 3600
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message is one line naming the key and the problem."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Pulsar's per-instance Resources (cpu cores, ram bytes) as the worker config gives them."""
+
+    cpu: float | None = None
+    ram: int | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """BasicKubernetesManifestCustomizer's options (runtimeCustomizerConfig/customRuntimeOptions)."""
+
+    job_name: str | None = None
+    job_namespace: str | None = None
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+    extra_annotations: Mapping[str, str] = field(default_factory=dict)
+    node_selector_labels: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    # {"limits": {"cpu": "2"}, "requests": {...}}; quantities as strings
+    resource_requirements: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    port: int = 8443
+    metrics_port: int = 8080
+    cert_dir: str = "certs"
+    client_ca: str | None = None
+    tls_min_version: Literal["1.2", "1.3"] = "1.2"
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    kubeconfig: str | None = None
+    timeout_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class Config:
+    # features, following the worker's class names
+    secrets_enabled: bool = True
+    tokens_enabled: bool = False
+    token_secret_auth: bool = False
+    customizer_enabled: bool = True
+    # functionRuntimeFactoryConfigs / kubernetesContainerFactory
+    job_namespace: str | None = None
+    job_name: str | None = None
+    custom_labels: Mapping[str, str] = field(default_factory=dict)
+    token_audience: str | None = None
+    token_expiration_seconds: int = DEFAULT_TOKEN_EXPIRATION
+    ca_secret_name: str | None = None
+    # runtimeCustomizerConfig
+    cluster_options: RuntimeOptions = field(default_factory=RuntimeOptions)
+    # resource policy
+    min_resources: Resources | None = None
+    max_resources: Resources | None = None
+    granularities: Resources | None = None
+    lock_step: bool = False
+    # webhook: section
+    label_style: Literal["documented", "pulsar-runtime"] = "documented"
+    secrets_verify: Literal["off", "warn", "deny"] = "warn"
+    allowed_audiences: tuple[str, ...] = ()
+    require_audience: bool = False
+    max_expiration_seconds: int = 86400
+    service_account_template: str = ""
+    automount_service_account_token: bool | None = None
+    allowed_options: tuple[str, ...] = ()
+    allowed_toleration_keys: tuple[str, ...] = ()
+    allowed_node_selector_keys: tuple[str, ...] = ()
+    max_container_resources: Mapping[str, str] = field(default_factory=dict)
+    enforcement: Literal["deny", "warn", "audit"] = "deny"
+    rules: Mapping[str, Action] = field(default_factory=dict)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    kube: KubeSettings = field(default_factory=KubeSettings)
+
+    def action(self, rule: str) -> Action:
+        """The action for `rule`: its own setting, else (secrets/exists) secrets.verify, else
+        the global enforcement."""
+        if rule in self.rules:
+            return self.rules[rule]
+        if rule == "secrets/exists":
+            return self.secrets_verify
+        return self.enforcement
+
+
+def default_config() -> Config:
+    """Built-in defaults: naming, secrets and the (empty) customizer on; tokens off."""
+    return Config()
+
+
+WORKER_KEYS = (
+    "functionRuntimeFactoryClassName",
+    "functionRuntimeFactoryConfigs",
+    "kubernetesContainerFactory",
+    "secretsProviderConfiguratorClassName",
+    "functionAuthProviderClassName",
+    "runtimeCustomizerClassName",
+    "runtimeCustomizerConfig",
+)
+
+OPTION_FIELDS = (
+    "jobName",
+    "jobNamespace",
+    "extraLabels",
+    "extraAnnotations",
+    "nodeSelectorLabels",
+    "tolerations",
+    "resourceRequirements",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# small typed readers: each names the key path in its error
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _map(value: object, path: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: expected a mapping, got {_type_name(value)}")
+    return value
+
+
+def _str(value: object, path: str, *, allow_none: bool = True) -> str | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: expected a string, got {_type_name(value)}")
+    return value
+
+
+def _bool(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    return value
+
+
+def _int(value: object, path: str) -> int:
+    """An integer given as a number or a numeric string (Pulsar's docs quote numbers)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
+    raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+
+
+def _number(value: object, path: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{path}: expected a number, got {value!r}")
+
+
+def _str_map(value: object, path: str) -> dict[str, str]:
+    """A map of strings; numbers and booleans are coerced to strings, as Gson/Jackson do."""
+    result: dict[str, str] = {}
+    for key, item in _map(value, path).items():
+        if isinstance(item, bool):
+            item = "true" if item else "false"
+        elif isinstance(item, int | float):
+            item = str(item)
+        if not isinstance(item, str):
+            raise ConfigError(f"{path}.{key}: expected a string, got {_type_name(item)}")
+        result[str(key)] = item
+    return result
+
+
+def _str_list(value: object, path: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: expected a list of strings")
+    return tuple(value)
+
+
+def _choice(value: object, path: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{path}: expected one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _known_keys(section: Mapping[str, Any], path: str, known: tuple[str, ...]) -> None:
+    for key in section:
+        if key not in known:
+            raise ConfigError(f"{path}.{key}: unknown key (known: {', '.join(known)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# runtime options (shared with the per-function customRuntimeOptions parser)
+
+_TOLERATION_KEYS = ("key", "operator", "value", "effect", "tolerationSeconds")
+
+
+def parse_tolerations(value: object, path: str) -> tuple[Mapping[str, Any], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: expected a list of tolerations, got {_type_name(value)}")
+    result = []
+    for index, item in enumerate(value):
+        where = f"{path}[{index}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where}: expected a toleration mapping, got {_type_name(item)}")
+        toleration: dict[str, Any] = {}
+        for key in _TOLERATION_KEYS:
+            if item.get(key) is None:
+                continue
+            if key == "tolerationSeconds":
+                toleration[key] = _int(item[key], f"{where}.{key}")
+            else:
+                toleration[key] = _str(item[key], f"{where}.{key}")
+        result.append(toleration)
+    return tuple(result)
+
+
+def parse_resource_requirements(value: object, path: str) -> dict[str, dict[str, str]]:
+    result: dict[str, dict[str, str]] = {}
+    for part, items in _map(value, path).items():
+        if part not in ("limits", "requests"):
+            continue  # V1ResourceRequirements' `claims` and unknown keys are not ours to set
+        parsed: dict[str, str] = {}
+        for name, amount in _map(items, f"{path}.{part}").items():
+            if not quantity.is_quantity(amount):
+                raise ConfigError(f"{path}.{part}.{name}: {amount!r} is not a quantity")
+            parsed[str(name)] = quantity.normalise(amount)
+        if parsed:
+            result[part] = parsed
+    return result
+
+
+def parse_runtime_options(value: Mapping[str, Any], path: str) -> tuple[RuntimeOptions, list[str]]:
+    """Parse customizer options; returns the options and notes (misspelled or unknown keys)."""
+    notes: list[str] = []
+    labels = _str_map(value.get("extraLabels"), f"{path}.extraLabels")
+    if "extractLabels" in value:
+        notes.append(
+            f"{path}.extractLabels is read as extraLabels (a typo in Pulsar's docs that the "
+            "worker silently ignores)"
+        )
+        typo = _str_map(value.get("extractLabels"), f"{path}.extractLabels")
+        labels = {**typo, **labels}
+    unknown = sorted(set(value) - set(OPTION_FIELDS) - {"extractLabels"})
+    if unknown:
+        notes.append(f"{path}: unknown option(s) ignored: {', '.join(map(str, unknown))}")
+
+    def _blank_none(raw: object, key: str) -> str | None:
+        text = _str(raw, f"{path}.{key}")
+        return text or None
+
+    options = RuntimeOptions(
+        job_name=_blank_none(value.get("jobName"), "jobName"),
+        job_namespace=_blank_none(value.get("jobNamespace"), "jobNamespace"),
+        extra_labels=labels,
+        extra_annotations=_str_map(value.get("extraAnnotations"), f"{path}.extraAnnotations"),
+        node_selector_labels=_str_map(
+            value.get("nodeSelectorLabels"), f"{path}.nodeSelectorLabels"
+        ),
+        tolerations=parse_tolerations(value.get("tolerations"), f"{path}.tolerations"),
+        resource_requirements=parse_resource_requirements(
+            value.get("resourceRequirements"), f"{path}.resourceRequirements"
+        ),
+    )
+    return options, notes
+
+
+# ---------------------------------------------------------------------------------------------
+# the worker's keys
+
+
+def _resources(value: object, path: str) -> Resources | None:
+    if value is None:
+        return None
+    section = _map(value, path)
+    cpu = section.get("cpu")
+    ram = section.get("ram")
+    return Resources(
+        cpu=None if cpu is None else _number(cpu, f"{path}.cpu"),
+        ram=None if ram is None else _int(ram, f"{path}.ram"),
+    )
+
+
+def _class_flag(
+    doc: Mapping[str, Any], key: str, *, on: str, off: tuple[str, ...] = ()
+) -> bool | None:
+    """True for the class that turns a feature on, False for accepted others, None if unset."""
+    value = doc.get(key)
+    if value is None or value == "":
+        return None
+    if value == on:
+        return True
+    if value in off:
+        return False
+    supported = ", ".join((on, *off))
+    raise ConfigError(f"{key}: unsupported class {value!r} (supported: {supported})")
+
+
+def _factory(doc: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The runtime factory block: legacy kubernetesContainerFactory, overridden by
+    functionRuntimeFactoryConfigs (the newer key)."""
+    legacy = dict(_map(doc.get("kubernetesContainerFactory"), "kubernetesContainerFactory"))
+    current = _map(doc.get("functionRuntimeFactoryConfigs"), "functionRuntimeFactoryConfigs")
+    merged = {**legacy, **current}
+    where = "functionRuntimeFactoryConfigs" if current else "kubernetesContainerFactory"
+    return merged, where
+
+
+def _auth_provider_config(section: Mapping[str, Any], path: str) -> dict[str, Any]:
+    secret = section.get("brokerClientTrustCertsSecretName")
+    audience = section.get("serviceAccountTokenAudience")
+    expiration_raw = section.get("serviceAccountTokenExpirationSeconds")
+    if secret is not None and not isinstance(secret, str):
+        raise ConfigError(f"{path}.brokerClientTrustCertsSecretName: expected a string")
+    if audience is not None and not isinstance(audience, str):
+        raise ConfigError(f"{path}.serviceAccountTokenAudience: expected a string")
+    expiration = DEFAULT_TOKEN_EXPIRATION
+    if expiration_raw is not None and expiration_raw != "":
+        expiration = _int(expiration_raw, f"{path}.serviceAccountTokenExpirationSeconds")
+        if expiration < MIN_TOKEN_EXPIRATION:
+            raise ConfigError(
+                f"{path}.serviceAccountTokenExpirationSeconds: {expiration} is under "
+                f"{MIN_TOKEN_EXPIRATION} (Kubernetes' minimum for projected tokens)"
+            )
+    return {
+        "ca_secret_name": secret.strip() if secret and secret.strip() else None,
+        "token_audience": audience or None,
+        "token_expiration_seconds": expiration,
+    }
+
+
+_WEBHOOK_KEYS = ("naming", "secrets", "tokens", "customizer", "policy", "server", "kube")
+
+
+def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
+    _known_keys(section, "webhook", _WEBHOOK_KEYS)
+    changes: dict[str, Any] = {}
+
+    naming = _map(section.get("naming"), "webhook.naming")
+    _known_keys(naming, "webhook.naming", ("labelStyle",))
+    if "labelStyle" in naming:
+        changes["label_style"] = _choice(
+            naming["labelStyle"], "webhook.naming.labelStyle", ("documented", "pulsar-runtime")
+        )
+
+    secrets = _map(section.get("secrets"), "webhook.secrets")
+    _known_keys(secrets, "webhook.secrets", ("verify",))
+    if "verify" in secrets:
+        verify = secrets["verify"]
+        verify = "off" if verify is False else verify  # YAML reads a bare `off` as false
+        changes["secrets_verify"] = _choice(
+            verify, "webhook.secrets.verify", ("off", "warn", "deny")
+        )
+
+    tokens = _map(section.get("tokens"), "webhook.tokens")
+    known_tokens = (
+        "allowedAudiences",
+        "requireAudience",
+        "maxExpirationSeconds",
+        "serviceAccountName",
+        "automountServiceAccountToken",
+    )
+    _known_keys(tokens, "webhook.tokens", known_tokens)
+    if "allowedAudiences" in tokens:
+        changes["allowed_audiences"] = _str_list(
+            tokens["allowedAudiences"], "webhook.tokens.allowedAudiences"
+        )
+    if "requireAudience" in tokens:
+        changes["require_audience"] = _bool(
+            tokens["requireAudience"], "webhook.tokens.requireAudience"
+        )
+    if "maxExpirationSeconds" in tokens:
+        maximum = _int(tokens["maxExpirationSeconds"], "webhook.tokens.maxExpirationSeconds")
+        if maximum < MIN_TOKEN_EXPIRATION:
+            raise ConfigError(
+                f"webhook.tokens.maxExpirationSeconds: {maximum} is under {MIN_TOKEN_EXPIRATION}"
+            )
+        changes["max_expiration_seconds"] = maximum
+    if "serviceAccountName" in tokens:
+        template = _str(tokens["serviceAccountName"], "webhook.tokens.serviceAccountName") or ""
+        try:
+            template.format(tenant="t", namespace="n", name="f")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"webhook.tokens.serviceAccountName: bad template {template!r} ({exc}); "
+                "use {tenant}, {namespace} and {name}"
+            ) from None
+        changes["service_account_template"] = template
+    if tokens.get("automountServiceAccountToken") is not None:
+        changes["automount_service_account_token"] = _bool(
+            tokens["automountServiceAccountToken"], "webhook.tokens.automountServiceAccountToken"
+        )
+
+    customizer = _map(section.get("customizer"), "webhook.customizer")
+    known_customizer = (
+        "enabled",
+        "allowedOptions",
+        "allowedTolerationKeys",
+        "allowedNodeSelectorKeys",
+        "maxResources",
+    )
+    _known_keys(customizer, "webhook.customizer", known_customizer)
+    enabled = customizer.get("enabled", "auto")
+    if enabled != "auto":
+        changes["customizer_enabled"] = _bool(enabled, "webhook.customizer.enabled")
+    if "allowedOptions" in customizer:
+        allowed = _str_list(customizer["allowedOptions"], "webhook.customizer.allowedOptions")
+        for option in allowed:
+            if option not in OPTION_FIELDS:
+                raise ConfigError(
+                    f"webhook.customizer.allowedOptions: unknown option {option!r} "
+                    f"(options: {', '.join(OPTION_FIELDS)})"
+                )
+        changes["allowed_options"] = allowed
+    if "allowedTolerationKeys" in customizer:
+        changes["allowed_toleration_keys"] = _str_list(
+            customizer["allowedTolerationKeys"], "webhook.customizer.allowedTolerationKeys"
+        )
+    if "allowedNodeSelectorKeys" in customizer:
+        changes["allowed_node_selector_keys"] = _str_list(
+            customizer["allowedNodeSelectorKeys"], "webhook.customizer.allowedNodeSelectorKeys"
+        )
+    if "maxResources" in customizer:
+        maximums = {}
+        for name, amount in _map(
+            customizer["maxResources"], "webhook.customizer.maxResources"
+        ).items():
+            if not quantity.is_quantity(amount):
+                raise ConfigError(
+                    f"webhook.customizer.maxResources.{name}: {amount!r} is not a quantity"
+                )
+            maximums[str(name)] = quantity.normalise(amount)
+        changes["max_container_resources"] = maximums
+
+    policy = _map(section.get("policy"), "webhook.policy")
+    _known_keys(policy, "webhook.policy", ("enforcement", "rules"))
+    if "enforcement" in policy:
+        changes["enforcement"] = _choice(
+            policy["enforcement"], "webhook.policy.enforcement", ("deny", "warn", "audit")
+        )
+    rules: dict[str, Action] = {}
+    for rule, action in _map(policy.get("rules"), "webhook.policy.rules").items():
+        if rule not in RULES:
+            raise ConfigError(
+                f"webhook.policy.rules.{rule}: unknown rule (rules: {', '.join(RULES)})"
+            )
+        action = "off" if action is False else action
+        rules[rule] = _choice(action, f"webhook.policy.rules.{rule}", ACTIONS)  # type: ignore[assignment]
+    if rules:
+        changes["rules"] = rules
+
+    server = _map(section.get("server"), "webhook.server")
+    _known_keys(
+        server, "webhook.server", ("port", "metricsPort", "certDir", "clientCA", "tlsMinVersion")
+    )
+    settings = base.server
+    if server:
+        tls_min = server.get("tlsMinVersion", settings.tls_min_version)
+        tls_min = str(tls_min) if isinstance(tls_min, float | int) else tls_min
+        settings = ServerSettings(
+            port=_port(server.get("port", settings.port), "webhook.server.port"),
+            metrics_port=_port(
+                server.get("metricsPort", settings.metrics_port), "webhook.server.metricsPort"
+            ),
+            cert_dir=_str(
+                server.get("certDir", settings.cert_dir), "webhook.server.certDir", allow_none=False
+            )
+            or "",
+            client_ca=_str(server.get("clientCA"), "webhook.server.clientCA"),
+            tls_min_version=_choice(tls_min, "webhook.server.tlsMinVersion", ("1.2", "1.3")),  # type: ignore[arg-type]
+        )
+        changes["server"] = settings
+
+    kube = _map(section.get("kube"), "webhook.kube")
+    _known_keys(kube, "webhook.kube", ("kubeconfig", "timeoutSeconds"))
+    if kube:
+        timeout = _number(
+            kube.get("timeoutSeconds", base.kube.timeout_seconds), "webhook.kube.timeoutSeconds"
+        )
+        if not 0 < timeout <= 30:
+            raise ConfigError(f"webhook.kube.timeoutSeconds: {timeout} is not in (0, 30]")
+        changes["kube"] = KubeSettings(
+            kubeconfig=_str(kube.get("kubeconfig"), "webhook.kube.kubeconfig"),
+            timeout_seconds=timeout,
+        )
+    return replace(base, **changes)
+
+
+def _port(value: object, path: str) -> int:
+    port = _int(value, path)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{path}: {port} is not a port number")
+    return port
+
+
+def from_mapping(doc: Mapping[str, Any]) -> Config:
+    """Build the Config from a parsed functions_worker.yml."""
+    changes: dict[str, Any] = {}
+    runtime_factory = doc.get("functionRuntimeFactoryClassName")
+    if runtime_factory not in (None, "", KUBERNETES_RUNTIME_FACTORY):
+        raise ConfigError(
+            f"functionRuntimeFactoryClassName: unsupported class {runtime_factory!r} "
+            f"(the webhook serves {KUBERNETES_RUNTIME_FACTORY})"
+        )
+    secrets = _class_flag(
+        doc,
+        "secretsProviderConfiguratorClassName",
+        on=KUBERNETES_SECRETS_CONFIGURATOR,
+        off=(DEFAULT_SECRETS_CONFIGURATOR,),
+    )
+    auth = doc.get("functionAuthProviderClassName")
+    if auth not in (None, "", SA_TOKEN_AUTH_PROVIDER, SECRETS_TOKEN_AUTH_PROVIDER):
+        raise ConfigError(
+            f"functionAuthProviderClassName: unsupported class {auth!r} "
+            f"(supported: {SA_TOKEN_AUTH_PROVIDER}, {SECRETS_TOKEN_AUTH_PROVIDER})"
+        )
+    customizer = _class_flag(doc, "runtimeCustomizerClassName", on=BASIC_CUSTOMIZER)
+    if any(key in doc for key in WORKER_KEYS):
+        # A worker file: features follow the worker's class names, as in the worker. A file
+        # holding only our `webhook:` section keeps the built-in feature defaults.
+        changes["secrets_enabled"] = bool(secrets)
+        changes["tokens_enabled"] = auth == SA_TOKEN_AUTH_PROVIDER
+        changes["token_secret_auth"] = auth == SECRETS_TOKEN_AUTH_PROVIDER
+        changes["customizer_enabled"] = bool(customizer)
+
+    factory, where = _factory(doc)
+    changes["job_namespace"] = _str(factory.get("jobNamespace"), f"{where}.jobNamespace") or None
+    changes["job_name"] = _str(factory.get("jobName"), f"{where}.jobName") or None
+    changes["custom_labels"] = _str_map(factory.get("customLabels"), f"{where}.customLabels")
+    auth_section = _map(
+        factory.get("kubernetesFunctionAuthProviderConfig"),
+        f"{where}.kubernetesFunctionAuthProviderConfig",
+    )
+    changes.update(
+        _auth_provider_config(auth_section, f"{where}.kubernetesFunctionAuthProviderConfig")
+    )
+
+    options, _notes = parse_runtime_options(
+        _map(doc.get("runtimeCustomizerConfig"), "runtimeCustomizerConfig"),
+        "runtimeCustomizerConfig",
+    )
+    changes["cluster_options"] = options
+    changes["min_resources"] = _resources(
+        doc.get("functionInstanceMinResources"), "functionInstanceMinResources"
+    )
+    changes["max_resources"] = _resources(
+        doc.get("functionInstanceMaxResources"), "functionInstanceMaxResources"
+    )
+    changes["granularities"] = _resources(
+        doc.get("functionInstanceResourceGranularities"), "functionInstanceResourceGranularities"
+    )
+    if doc.get("functionInstanceResourceChangeInLockStep") is not None:
+        changes["lock_step"] = _bool(
+            doc["functionInstanceResourceChangeInLockStep"],
+            "functionInstanceResourceChangeInLockStep",
+        )
+    config = replace(Config(), **changes)
+    config = _webhook_section(_map(doc.get("webhook"), "webhook"), config)
+    _cross_check(config)
+    return config
+
+
+def _cross_check(config: Config) -> None:
+    if config.token_expiration_seconds > config.max_expiration_seconds:
+        raise ConfigError(
+            f"serviceAccountTokenExpirationSeconds: {config.token_expiration_seconds} is above "
+            f"webhook.tokens.maxExpirationSeconds ({config.max_expiration_seconds})"
+        )
+    if (
+        config.allowed_audiences
+        and config.tokens_enabled
+        and config.token_audience not in config.allowed_audiences
+    ):
+        raise ConfigError(
+            f"serviceAccountTokenAudience: {config.token_audience!r} is not in "
+            f"webhook.tokens.allowedAudiences ({', '.join(config.allowed_audiences)})"
+        )
+    if config.require_audience and config.tokens_enabled and not config.token_audience:
+        raise ConfigError(
+            "serviceAccountTokenAudience: must be set because webhook.tokens.requireAudience is true"
+        )
+
+
+def loads(text: str, *, source: str = "<config>") -> Config:
+    """Parse YAML text (a functions_worker.yml); errors name `source` and the key."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{source}:{where}: {problem}") from None
+    if doc is None:
+        return default_config()
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{source}: expected a mapping at the top, got {_type_name(doc)}")
+    try:
+        return from_mapping(doc)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None

@@ -1,0 +1,186 @@
+"""Pure: runtimeCustomizerConfig (cluster) ∪ customRuntimeOptions (function), and applying the
+result to a StatefulSet, as Pulsar's BasicKubernetesManifestCustomizer would — minus its bugs.
+
+Merge: jobName/jobNamespace function wins if non-empty; label, annotation and nodeSelector
+maps per key, function wins; tolerations cluster then function, exact duplicates dropped;
+resources per key, function wins. Every merge builds new values: one function's options can
+never leak into another's (Pulsar #19478 and its residual resource leak).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from webhook import naming, quantity
+from webhook.config import Config, ConfigError, RuntimeOptions, parse_runtime_options
+from webhook.findings import Finding
+
+
+def parse(
+    raw: str | None, source: str
+) -> tuple[RuntimeOptions | None, dict[str, Any], list[Finding], list[str]]:
+    """(options, the raw JSON object, customizer/options findings, notes) for a JSON string.
+
+    Like Pulsar's Gson parsing: empty or `null` means no options; a non-object is an error.
+    """
+    if raw is None or raw.strip() in ("", "null"):
+        return None, {}, [], []
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return (
+            None,
+            {},
+            [
+                Finding(
+                    "customizer/options",
+                    source,
+                    f"not valid JSON: {exc.msg} at character {exc.pos}",
+                )
+            ],
+            [],
+        )
+    if doc is None:
+        return None, {}, [], []
+    if not isinstance(doc, Mapping):
+        message = f"must be a JSON object of customizer options, got {type(doc).__name__} (the worker fails to start such a function)"
+        return None, {}, [Finding("customizer/options", source, message)], []
+    try:
+        options, notes = parse_runtime_options(doc, "customRuntimeOptions")
+    except ConfigError as exc:
+        return None, dict(doc), [Finding("customizer/options", source, str(exc))], []
+    return options, dict(doc), [], notes
+
+
+def _dedupe(items: list[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    result: list[Mapping[str, Any]] = []
+    for item in items:
+        if item not in result:
+            result.append(item)
+    return tuple(result)
+
+
+def merge(cluster: RuntimeOptions, function: RuntimeOptions | None) -> RuntimeOptions:
+    if function is None:
+        return cluster
+    resources: dict[str, dict[str, str]] = {
+        part: dict(items) for part, items in cluster.resource_requirements.items()
+    }
+    for part, items in function.resource_requirements.items():
+        resources.setdefault(part, {}).update(items)
+    return RuntimeOptions(
+        job_name=function.job_name or cluster.job_name,
+        job_namespace=function.job_namespace or cluster.job_namespace,
+        extra_labels={**cluster.extra_labels, **function.extra_labels},
+        extra_annotations={**cluster.extra_annotations, **function.extra_annotations},
+        node_selector_labels={**cluster.node_selector_labels, **function.node_selector_labels},
+        tolerations=_dedupe([*cluster.tolerations, *function.tolerations]),
+        resource_requirements=resources,
+    )
+
+
+def _put(target: dict[str, Any], key: str, value: str, what: str) -> list[str]:
+    current = target.get(key)
+    if current == value:
+        return []
+    target[key] = value
+    return [] if current is None else [f"{what} {key}: replaced {current!r} with {value!r}"]
+
+
+def apply(
+    obj: dict[str, Any], container: dict[str, Any], options: RuntimeOptions, *, config: Config
+) -> list[str]:
+    """Apply merged options to the StatefulSet and its function container; returns warnings."""
+    warnings: list[str] = []
+    spec = obj["spec"]
+    template = spec["template"]
+    pod = template["spec"]
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    metas = [obj["metadata"], template.setdefault("metadata", {})]
+
+    for key, raw in options.extra_labels.items():
+        value = naming.to_label_value(raw, config.label_style)
+        if key in selector and selector[key] != value:
+            warnings.append(
+                f"extraLabels {key}: not applied, it is a selector label (would break the StatefulSet)"
+            )
+            continue
+        for index, meta in enumerate(metas):
+            found = _put(meta.setdefault("labels", {}), key, value, "label")
+            warnings.extend(found if index == 0 else [])
+    for key, value in options.extra_annotations.items():
+        for index, meta in enumerate(metas):
+            found = _put(meta.setdefault("annotations", {}), key, value, "annotation")
+            warnings.extend(found if index == 0 else [])
+    for key, value in options.node_selector_labels.items():
+        warnings.extend(_put(pod.setdefault("nodeSelector", {}), key, value, "nodeSelector"))
+    if options.tolerations:
+        tolerations: list[Any] = pod.setdefault("tolerations", [])
+        for toleration in options.tolerations:
+            if dict(toleration) not in tolerations:
+                tolerations.append(dict(toleration))
+    if options.resource_requirements:
+        warnings.extend(_resources(container, options.resource_requirements))
+    return warnings
+
+
+def _resources(container: dict[str, Any], wanted: Mapping[str, Mapping[str, str]]) -> list[str]:
+    warnings = []
+    resources = container.setdefault("resources", {})
+    for part, items in wanted.items():
+        target = resources.setdefault(part, {})
+        for name, amount in items.items():
+            current = target.get(name)
+            if (
+                current is not None
+                and quantity.is_quantity(current)
+                and quantity.parse(current) == quantity.parse(amount)
+            ):
+                continue
+            target[name] = amount
+            if current is not None:
+                warnings.append(f"resources.{part}.{name}: replaced {current} with {amount}")
+    return warnings
+
+
+def check(
+    doc: Mapping[str, Any], options: RuntimeOptions | None, source: str, config: Config
+) -> list[Finding]:
+    """Policy on what a function asked for (the cluster's own config is trusted)."""
+    findings = []
+    if config.allowed_options:
+        for key in doc:
+            name = "extraLabels" if key == "extractLabels" else key
+            if name not in config.allowed_options:
+                findings.append(
+                    Finding(
+                        "customizer/options",
+                        f"{source}.{key}",
+                        f"option {key!r} is not allowed here; allowed: {', '.join(config.allowed_options)}",
+                    )
+                )
+    if options is None:
+        return findings
+    if config.allowed_toleration_keys:
+        for index, toleration in enumerate(options.tolerations):
+            if toleration.get("key") not in config.allowed_toleration_keys:
+                findings.append(
+                    Finding(
+                        "customizer/tolerations",
+                        f"{source}.tolerations[{index}]",
+                        f"toleration key {toleration.get('key')!r} is not allowed; allowed: {', '.join(config.allowed_toleration_keys)}",
+                    )
+                )
+    if config.allowed_node_selector_keys:
+        for key in options.node_selector_labels:
+            if key not in config.allowed_node_selector_keys:
+                findings.append(
+                    Finding(
+                        "customizer/node-selector",
+                        f"{source}.nodeSelectorLabels.{key}",
+                        f"nodeSelector key {key!r} is not allowed; allowed: {', '.join(config.allowed_node_selector_keys)}",
+                    )
+                )
+    return findings

@@ -1,0 +1,79 @@
+"""Pure: convert invalid label values everywhere the same way, so selector and template still
+match, and remember the originals in an annotation for audits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from webhook import naming
+from webhook.findings import Finding
+
+ORIGINALS_ANNOTATION = "pf-webhook/original-labels"
+LABEL_MAPS = (
+    ("metadata", "labels"),
+    ("spec", "selector", "matchLabels"),
+    ("spec", "template", "metadata", "labels"),
+)
+
+
+def _get(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def label_maps(obj: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    found = []
+    for path in LABEL_MAPS:
+        value = _get(obj, path)
+        if isinstance(value, dict):
+            found.append((".".join(path), value))
+    return found
+
+
+def convert(obj: dict[str, Any], style: naming.LabelStyle) -> None:
+    """Rewrite invalid label values in place; record originals in the annotation."""
+    originals: dict[str, str] = {}
+    for _, labels in label_maps(obj):
+        for key, value in labels.items():
+            if not naming.is_label_value(value):
+                labels[key] = naming.to_label_value(value, style)
+                originals.setdefault(key, value)
+    if not originals:
+        return
+    annotations = obj["metadata"].setdefault("annotations", {})
+    try:
+        recorded = json.loads(annotations.get(ORIGINALS_ANNOTATION, "{}"))
+    except json.JSONDecodeError:
+        recorded = {}
+    if not isinstance(recorded, dict):
+        recorded = {}
+    annotations[ORIGINALS_ANNOTATION] = json.dumps(
+        {**recorded, **originals}, sort_keys=True, separators=(",", ":")
+    )
+
+
+def check(obj: dict[str, Any], style: naming.LabelStyle) -> list[Finding]:
+    findings = []
+    for where, labels in label_maps(obj):
+        for key, value in labels.items():
+            key_error = naming.label_key_error(key)
+            if key_error:
+                findings.append(
+                    Finding(
+                        "naming/label-key", f"{where}[{key}]", f"invalid label key: {key_error}"
+                    )
+                )
+            if not naming.is_label_value(value):
+                proposal = naming.to_label_value(value, style)
+                findings.append(
+                    Finding(
+                        "naming/label-value",
+                        f"{where}[{key}]",
+                        f"invalid label value {value!r} (at most 63 alphanumerics, '-', '_', '.', alphanumeric at both ends); the mutating webhook would write {proposal!r}",
+                    )
+                )
+    return findings

@@ -1,0 +1,73 @@
+"""Pure: Kubernetes resource quantities ("500m", "4G", "1Gi", "1e3") as exact fractions.
+
+The API server re-serialises quantities canonically ("1.0" becomes "1", "4000000000" may
+become "4G"), so quantities are compared by value, never as strings.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+_SUFFIX: dict[str, Fraction] = {
+    "": Fraction(1),
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+    "Ki": Fraction(2**10),
+    "Mi": Fraction(2**20),
+    "Gi": Fraction(2**30),
+    "Ti": Fraction(2**40),
+    "Pi": Fraction(2**50),
+    "Ei": Fraction(2**60),
+}
+_QUANTITY = re.compile(
+    r"(?P<num>[+-]?(\d+\.?\d*|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?"
+)
+
+
+class QuantityError(ValueError):
+    """A string that is not a Kubernetes quantity."""
+
+
+def parse(value: object) -> Fraction:
+    """Parse a quantity given as a string or a number (customRuntimeOptions allow `1`)."""
+    if isinstance(value, bool):
+        raise QuantityError(f"{value!r} is not a quantity")
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, float):
+        return Fraction(str(value))
+    if not isinstance(value, str):
+        raise QuantityError(f"{value!r} is not a quantity")
+    match = _QUANTITY.fullmatch(value.strip())
+    if match is None:
+        raise QuantityError(f"{value!r} is not a quantity (e.g. 500m, 2, 1Gi, 4G)")
+    number = Fraction(match["num"])
+    suffix = match["suffix"] or ""
+    if suffix[:1] in ("e", "E"):
+        return number * Fraction(10) ** int(suffix[1:])
+    return number * _SUFFIX[suffix]
+
+
+def is_quantity(value: object) -> bool:
+    try:
+        parse(value)
+    except QuantityError:
+        return False
+    return True
+
+
+def normalise(value: object) -> str:
+    """A quantity as the string we write into a manifest (numbers become strings)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,129 @@
+"""Pure: the function's secrets map -> `env[].valueFrom.secretKeyRef`, and the instance's
+environment-based secrets provider.
+
+Only references are written (Secret name and key); a secret value is never read, copied or
+reported. Pulsar's own admission messages are kept verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webhook import command, naming
+from webhook.findings import Finding
+from webhook.workload import Runtime
+
+JAVA_PROVIDER = "org.apache.pulsar.functions.secretsprovider.EnvironmentBasedSecretsProvider"
+PYTHON_PROVIDER = "secretsprovider.EnvironmentBasedSecretsProvider"
+PROVIDER_FLAG = "--secrets_provider"
+
+# KubernetesSecretsProviderConfigurator.doAdmissionChecks, verbatim
+NOT_A_MAP = "Kubernetes Secret should be a Map containing id/key pairs"
+TOO_SMALL = "Kubernetes Secret should contain id and key"
+NO_PATH = "Kubernetes Secret should contain id information"
+NO_KEY = "Kubernetes Secret should contain key information"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    env: str
+    secret: str  # the Secret's name (Pulsar calls it `path`)
+    key: str
+
+
+def parse(raw: str | None, source: str) -> tuple[list[SecretRef], list[Finding]]:
+    """The valid entries of a secrets map, and a `secrets/entry` finding per invalid one."""
+    if raw is None or raw.strip() == "":
+        return [], []
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return [], [
+            Finding("secrets/entry", source, f"not valid JSON: {exc.msg} at character {exc.pos}")
+        ]
+    if doc is None:
+        return [], []
+    if not isinstance(doc, Mapping):
+        return [], [Finding("secrets/entry", source, "must be a JSON object {ENV: {path, key}}")]
+    refs: list[SecretRef] = []
+    problems: list[Finding] = []
+    for env, value in doc.items():
+        where = f"{source}[{env}]"
+        message = _entry_problem(env, value)
+        if message:
+            problems.append(Finding("secrets/entry", where, message))
+        else:
+            refs.append(SecretRef(env=env, secret=value["path"], key=value["key"]))
+    return refs, problems
+
+
+def _entry_problem(env: str, value: Any) -> str | None:
+    if not isinstance(value, Mapping):
+        return NOT_A_MAP
+    if len(value) < 2:
+        return TOO_SMALL
+    if "path" not in value:
+        return NO_PATH
+    if "key" not in value:
+        return NO_KEY
+    secret, key = value["path"], value["key"]
+    if not isinstance(secret, str) or not isinstance(key, str):
+        return "path and key must be strings (the Secret's name and a key in it)"
+    if not naming.is_env_var_name(env):
+        return f"{env!r} is not a valid environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)"
+    if not naming.is_dns1123_subdomain(secret):
+        return f"path {secret!r} is not a valid Secret name (lower-case DNS-1123 subdomain)"
+    if not naming.is_secret_key(key):
+        return f"key {key!r} is not a valid Secret key (letters, digits, '-', '_', '.')"
+    return None
+
+
+def env_entry(ref: SecretRef) -> dict[str, Any]:
+    return {"name": ref.env, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}}
+
+
+def apply(container: dict[str, Any], refs: list[SecretRef], *, runtime: Runtime) -> list[str]:
+    """Ensure one env entry per secret and the environment-based provider; returns warnings."""
+    if not refs:
+        return []
+    warnings: list[str] = []
+    env: list[dict[str, Any]] = container.setdefault("env", [])
+    for ref in refs:
+        wanted = env_entry(ref)
+        same_name = [i for i, item in enumerate(env) if item.get("name") == ref.env]
+        if same_name and env[same_name[0]] == wanted and len(same_name) == 1:
+            continue
+        if same_name:
+            # the old definition may hold a literal secret: say that it changed, never what it was
+            warnings.append(
+                f"env {ref.env}: replaced its definition with Secret {ref.secret} key {ref.key}"
+            )
+            env[same_name[0]] = wanted
+            for extra in reversed(same_name[1:]):
+                del env[extra]
+        else:
+            env.append(wanted)
+    warnings.extend(_provider(container, runtime))
+    return warnings
+
+
+def _provider(container: dict[str, Any], runtime: Runtime) -> list[str]:
+    script_list = container.get("command")
+    if not (isinstance(script_list, list) and len(script_list) >= 3 and script_list[-2] == "-c"):
+        return []
+    if runtime == "GO":
+        return [
+            "Go functions have no secrets provider (Pulsar TODO #8425): env vars are set, the instance will not read them via context.get_secret"
+        ]
+    provider = JAVA_PROVIDER if runtime == "JAVA" else PYTHON_PROVIDER
+    script = script_list[-1]
+    current = command.get_flag(script, PROVIDER_FLAG)
+    if current == provider:
+        return []
+    script_list[-1] = command.set_flag(script, PROVIDER_FLAG, provider)
+    if current is None:
+        return []
+    return [f"{PROVIDER_FLAG}: replaced {current} with {provider.rsplit('.', 1)[-1]}"]

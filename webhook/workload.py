@@ -1,0 +1,336 @@
+"""Pure: is an object a Pulsar function workload, where is its function container, and what
+are its FunctionDetails.
+
+The worker writes the whole FunctionDetails (proto3 JSON) into the container command; we read
+it back rather than trusting labels, and let two annotations supply or override the secrets
+map and customRuntimeOptions for workloads the worker did not make.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from webhook import command
+
+ANNOTATION_PREFIX = "pf-webhook/"
+ENABLED_ANNOTATION = "pf-webhook/enabled"
+SECRETS_ANNOTATION = "pf-webhook/secrets"
+OPTIONS_ANNOTATION = "pf-webhook/custom-runtime-options"
+FUNCTION_CONTAINER = "pulsarfunction"
+COMPONENTS = ("function", "source", "sink")
+
+Runtime = Literal["JAVA", "PYTHON", "GO"]
+_RUNTIMES: dict[object, Runtime] = {
+    None: "JAVA",
+    "JAVA": "JAVA",
+    0: "JAVA",
+    "PYTHON": "PYTHON",
+    1: "PYTHON",
+    "GO": "GO",
+    3: "GO",
+}
+
+CONTAINERS_PATH = "spec.template.spec.containers"
+
+
+class WorkloadError(ValueError):
+    """The object cannot be handled; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class FunctionDetails:
+    """What the webhook needs from Pulsar's FunctionDetails (all optional for hand-written
+    workloads)."""
+
+    tenant: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    runtime: Runtime = "JAVA"
+    secrets_map: str | None = None  # a JSON string, as in the proto
+    secrets_source: str = ""
+    custom_runtime_options: str | None = None  # a JSON string, as in the proto
+    options_source: str = ""
+    cpu: float = 0.0
+    ram: int = 0
+    has_resources: bool = False
+    from_command: bool = False
+
+
+@dataclass(frozen=True)
+class DetailsProblem:
+    path: str
+    message: str
+
+
+def object_labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = obj.get("metadata")
+    found = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
+def object_annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    metadata = obj.get("metadata")
+    found = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
+def is_function_workload(obj: object) -> bool:
+    """A StatefulSet with the worker's labels, or one that opts in with pf-webhook/enabled."""
+    if not isinstance(obj, Mapping) or obj.get("kind") != "StatefulSet":
+        return False
+    if obj.get("apiVersion") not in (None, "apps/v1"):
+        return False
+    if (
+        object_annotations(obj).get(ENABLED_ANNOTATION) == "true"
+        or object_labels(obj).get(ENABLED_ANNOTATION) == "true"
+    ):
+        return True
+    found = object_labels(obj)
+    return found.get("component") in COMPONENTS and all(
+        k in found for k in ("tenant", "namespace", "name")
+    )
+
+
+_DICT, _LIST, _STR = "a mapping", "a list", "a string"
+
+
+def shape_error(obj: Mapping[str, Any]) -> str | None:
+    """Why the object does not have the shape of a StatefulSet where we read or write, or None.
+
+    A real API server decodes objects before calling us, so this only fires for hand-made
+    reviews and manifests; every later step may then trust the shape.
+    """
+
+    def expect(value: object, kind: str, path: str, *, required: bool = False) -> str | None:
+        if value is None:
+            return f"{path} is required" if required else None
+        ok = {
+            _DICT: isinstance(value, Mapping),
+            _LIST: isinstance(value, list),
+            _STR: isinstance(value, str),
+        }[kind]
+        return None if ok else f"{path} must be {kind}, got {type(value).__name__}"
+
+    def string_map(value: object, path: str) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            return f"{path} must be a mapping, got {type(value).__name__}"
+        for key, item in value.items():
+            if not isinstance(key, str) or not isinstance(item, str):
+                return f"{path}[{key!r}] must be a string"
+        return None
+
+    checks: list[str | None] = []
+    metadata = obj.get("metadata")
+    checks.append(expect(metadata, _DICT, "metadata", required=True))
+    if isinstance(metadata, Mapping):
+        checks.append(expect(metadata.get("name"), _STR, "metadata.name"))
+        checks.append(string_map(metadata.get("labels"), "metadata.labels"))
+        checks.append(string_map(metadata.get("annotations"), "metadata.annotations"))
+    spec = obj.get("spec")
+    checks.append(expect(spec, _DICT, "spec", required=True))
+    if not isinstance(spec, Mapping):
+        return next((c for c in checks if c), None)
+    checks.append(expect(spec.get("serviceName"), _STR, "spec.serviceName"))
+    selector = spec.get("selector")
+    checks.append(expect(selector, _DICT, "spec.selector"))
+    if isinstance(selector, Mapping):
+        checks.append(string_map(selector.get("matchLabels"), "spec.selector.matchLabels"))
+    template = spec.get("template")
+    checks.append(expect(template, _DICT, "spec.template", required=True))
+    if isinstance(template, Mapping):
+        tmeta = template.get("metadata")
+        checks.append(expect(tmeta, _DICT, "spec.template.metadata"))
+        if isinstance(tmeta, Mapping):
+            checks.append(string_map(tmeta.get("labels"), "spec.template.metadata.labels"))
+            checks.append(
+                string_map(tmeta.get("annotations"), "spec.template.metadata.annotations")
+            )
+        pod = template.get("spec")
+        checks.append(expect(pod, _DICT, "spec.template.spec", required=True))
+        if isinstance(pod, Mapping):
+            checks.extend(_pod_shape_errors(pod, expect, string_map))
+    return next((c for c in checks if c), None)
+
+
+def _pod_shape_errors(pod: Mapping[str, Any], expect: Any, string_map: Any) -> list[str | None]:
+    checks: list[str | None] = [
+        string_map(pod.get("nodeSelector"), "spec.template.spec.nodeSelector")
+    ]
+    checks.append(
+        expect(pod.get("serviceAccountName"), _STR, "spec.template.spec.serviceAccountName")
+    )
+    for key in ("volumes", "tolerations"):
+        items = pod.get(key)
+        path = f"spec.template.spec.{key}"
+        checks.append(expect(items, _LIST, path))
+        if isinstance(items, list):
+            checks.extend(
+                expect(item, _DICT, f"{path}[{i}]", required=True) for i, item in enumerate(items)
+            )
+    for key in ("containers", "initContainers"):
+        containers = pod.get(key)
+        path = f"spec.template.spec.{key}"
+        checks.append(expect(containers, _LIST, path, required=key == "containers"))
+        if not isinstance(containers, list):
+            continue
+        for i, container in enumerate(containers):
+            where = f"{path}[{i}]"
+            checks.append(expect(container, _DICT, where, required=True))
+            if not isinstance(container, Mapping):
+                continue
+            checks.append(expect(container.get("name"), _STR, f"{where}.name"))
+            cmd = container.get("command")
+            checks.append(expect(cmd, _LIST, f"{where}.command"))
+            if isinstance(cmd, list) and not all(isinstance(part, str) for part in cmd):
+                checks.append(f"{where}.command must be a list of strings")
+            for listed in ("env", "volumeMounts"):
+                items = container.get(listed)
+                checks.append(expect(items, _LIST, f"{where}.{listed}"))
+                if isinstance(items, list):
+                    checks.extend(
+                        expect(item, _DICT, f"{where}.{listed}[{j}]", required=True)
+                        for j, item in enumerate(items)
+                    )
+            resources = container.get("resources")
+            checks.append(expect(resources, _DICT, f"{where}.resources"))
+            if isinstance(resources, Mapping):
+                for part in ("limits", "requests"):
+                    checks.append(expect(resources.get(part), _DICT, f"{where}.resources.{part}"))
+    return checks
+
+
+def function_container_index(obj: Mapping[str, Any]) -> int:
+    """The container named `pulsarfunction`, else the only container; else WorkloadError."""
+    containers = obj["spec"]["template"]["spec"].get("containers") or []
+    for index, container in enumerate(containers):
+        if container.get("name") == FUNCTION_CONTAINER:
+            return index
+    if len(containers) == 1:
+        return 0
+    names = ", ".join(str(c.get("name")) for c in containers) or "none"
+    raise WorkloadError(
+        f"{CONTAINERS_PATH}: cannot tell the function container: none is named "
+        f"{FUNCTION_CONTAINER!r} and there are {len(containers)} (names: {names})"
+    )
+
+
+def instance_script(container: Mapping[str, Any]) -> str | None:
+    """The `sh -c` script of the instance command, if the container has one."""
+    cmd = container.get("command")
+    if isinstance(cmd, list) and len(cmd) >= 3 and cmd[-2] == "-c" and isinstance(cmd[-1], str):
+        return cmd[-1]
+    return None
+
+
+def _runtime(value: object, path: str) -> Runtime:
+    if value in _RUNTIMES:
+        return _RUNTIMES[value]
+    raise WorkloadError(f"{path}: unknown runtime {value!r} (JAVA, PYTHON or GO)")
+
+
+def _proto_number(value: object, path: str, kind: type) -> Any:
+    """proto3 JSON numbers: int64 arrive as strings, doubles as numbers (or strings)."""
+    if value is None:
+        return kind(0)
+    if isinstance(value, bool):
+        raise WorkloadError(f"{path}: expected a number, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise WorkloadError(f"{path}: expected a number, got {value!r}") from None
+
+
+def _json_string_field(details: Mapping[str, Any], key: str, path: str) -> str | None:
+    value = details.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):  # proto declares these as JSON *strings*
+        raise WorkloadError(f"{path}.{key}: expected a JSON string, got {type(value).__name__}")
+    return value
+
+
+def read_details(
+    obj: Mapping[str, Any], container_index: int
+) -> tuple[FunctionDetails, list[DetailsProblem]]:
+    """FunctionDetails from the command line and our annotations, plus what could not be read.
+
+    A workload without `--function_details`/`-instance-conf` simply has empty details.
+    """
+    problems: list[DetailsProblem] = []
+    container = obj["spec"]["template"]["spec"]["containers"][container_index]
+    cmd_path = f"{CONTAINERS_PATH}[{container_index}].command[2]"
+    fields: dict[str, Any] = {}
+    script = instance_script(container)
+    if script is not None:
+        try:
+            fields = _details_from_script(script, cmd_path)
+        except (command.CommandError, WorkloadError) as exc:
+            problems.append(DetailsProblem(cmd_path, str(exc)))
+            fields = {}
+    notes = object_annotations(obj)
+    for key, field_name, source in (
+        (SECRETS_ANNOTATION, "secrets_map", "secrets_source"),
+        (OPTIONS_ANNOTATION, "custom_runtime_options", "options_source"),
+    ):
+        if key in notes:
+            fields[field_name] = notes[key]
+            fields[source] = f"metadata.annotations[{key}]"
+    return FunctionDetails(**fields), problems
+
+
+def _details_from_script(script: str, path: str) -> dict[str, Any]:
+    details = command.get_json_flag(script, "--function_details")
+    where = f"{path} --function_details"
+    runtime: Runtime | None = None
+    if details is None:
+        conf = command.get_json_flag(script, "-instance-conf")
+        if conf is None:
+            return {}
+        where = f"{path} -instance-conf functionDetails"
+        raw = conf.get("functionDetails")
+        if isinstance(raw, str):
+            try:
+                details = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise WorkloadError(
+                    f"{where}: not valid JSON ({exc.msg} at character {exc.pos})"
+                ) from None
+        elif isinstance(raw, Mapping):
+            details = dict(raw)
+        else:
+            details = {}
+        if not isinstance(details, dict):
+            raise WorkloadError(f"{where}: expected a JSON object")
+        # Go's instance config repeats the fields at the top level
+        for key in ("tenant", "name", "secretsMap"):
+            if key not in details and key in conf:
+                details[key] = conf[key]
+        if "namespace" not in details and "nameSpace" in conf:
+            details["namespace"] = conf["nameSpace"]
+        runtime = "GO"
+    resources = details.get("resources")
+    if resources is not None and not isinstance(resources, Mapping):
+        raise WorkloadError(f"{where}.resources: expected an object")
+    resources = resources or {}
+    for key in ("tenant", "namespace", "name"):
+        if details.get(key) is not None and not isinstance(details[key], str):
+            raise WorkloadError(f"{where}.{key}: expected a string")
+    return {
+        "tenant": details.get("tenant"),
+        "namespace": details.get("namespace"),
+        "name": details.get("name"),
+        "runtime": runtime or _runtime(details.get("runtime"), f"{where}.runtime"),
+        "secrets_map": _json_string_field(details, "secretsMap", where),
+        "secrets_source": f"{where}.secretsMap",
+        "custom_runtime_options": _json_string_field(details, "customRuntimeOptions", where),
+        "options_source": f"{where}.customRuntimeOptions",
+        "cpu": _proto_number(resources.get("cpu"), f"{where}.resources.cpu", float),
+        "ram": _proto_number(resources.get("ram"), f"{where}.resources.ram", int),
+        "has_resources": bool(resources),
+        "from_command": True,
+    }
