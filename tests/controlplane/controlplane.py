@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build.sh"
 ENV_BINARIES = "PF_WEBHOOK_CONTROLPLANE"
 FIX_HINT = "run: tests/controlplane/build.sh (or: make controlplane)"
-KUBECTL = os.environ.get("KUBECTL", "/usr/bin/kubectl")
+KUBECTL = os.environ.get("KUBECTL") or shutil.which("kubectl") or "/usr/bin/kubectl"
 
 ETCD_TIMEOUT = 30.0
 APISERVER_TIMEOUT = 90.0
@@ -540,10 +540,12 @@ class ControlPlane:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
         def ready() -> bool:
+            # 503 until a leader is elected; the body says so too, check both.
             try:
                 with opener.open(self.etcd_url + "/health", timeout=2) as resp:
-                    return resp.status == 200
-            except (OSError, http.client.HTTPException):  # URLError is an OSError
+                    body: dict[str, Any] = json.loads(resp.read())
+                    return resp.status == 200 and body.get("health") == "true"
+            except (OSError, http.client.HTTPException, ValueError):  # URLError is an OSError
                 return False
 
         self._wait(ready, self._etcd, "etcd", self.etcd_log, ETCD_TIMEOUT)
