@@ -1,0 +1,203 @@
+"""Shell: the cluster facts the validation needs, from watch-fed caches (kubernetes-asyncio).
+
+Secrets and StatefulSets are listed once, then watched. A Secret missing from the cache gets one
+live read, bounded by `webhook.kube.timeoutSeconds`, so a Secret created a moment before its
+StatefulSet is never reported missing. Of a Secret only its key names are kept: values are
+dropped as soon as an event is decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from webhook import policy
+from webhook.config import Config
+
+log = logging.getLogger("pf_webhook.kube")
+T = TypeVar("T")
+Key = tuple[str, str]
+
+
+class KubeError(RuntimeError):
+    """The cluster could not be reached or configured; one line."""
+
+
+@dataclass
+class Reflector(Generic[T]):
+    """list, then watch from the list's resourceVersion; relist after errors and 410 Gone."""
+
+    name: str
+    list_all: Callable[..., Awaitable[Any]]
+    transform: Callable[[Any], T]
+    store: dict[Key, T]
+    synced: asyncio.Event
+
+    @staticmethod
+    def key(obj: Any) -> Key:
+        return (obj.metadata.namespace or "", obj.metadata.name)
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                listed = await self.list_all()
+                self.store.clear()
+                self.store.update({self.key(o): self.transform(o) for o in listed.items or []})
+                version = listed.metadata.resource_version
+                self.synced.set()
+                backoff = 0.5
+                while True:
+                    stream = watch.Watch()
+                    async with stream:
+                        async for event in stream.stream(
+                            self.list_all,
+                            resource_version=version,
+                            timeout_seconds=240,
+                            allow_watch_bookmarks=True,
+                        ):
+                            self._apply(event)
+                    version = stream.resource_version or version
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "%s watch failed (%s); relisting in %.1fs",
+                    self.name,
+                    type(exc).__name__,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _apply(self, event: Mapping[str, Any]) -> None:
+        kind, obj = event.get("type"), event.get("object")
+        if kind in ("ADDED", "MODIFIED") and obj is not None:
+            self.store[self.key(obj)] = self.transform(obj)
+        elif kind == "DELETED" and obj is not None:
+            self.store.pop(self.key(obj), None)
+
+
+def secret_keys(secret: Any) -> frozenset[str]:
+    """The key names of a Secret; the values are never kept."""
+    return frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
+
+
+def statefulset_summary(sts: Any) -> policy.OtherStatefulSet:
+    selector = (sts.spec.selector.match_labels if sts.spec and sts.spec.selector else None) or {}
+    template = (
+        sts.spec.template.metadata.labels
+        if sts.spec and sts.spec.template and sts.spec.template.metadata
+        else None
+    )
+    return policy.OtherStatefulSet(
+        name=sts.metadata.name, selector=dict(selector), template_labels=dict(template or {})
+    )
+
+
+class ClusterFacts:
+    """The FactsProvider the server uses when a cluster is configured."""
+
+    def __init__(self, api: client.ApiClient, *, timeout: float) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._apps = client.AppsV1Api(api)
+        self._timeout = timeout
+        self.secrets: Reflector[frozenset[str]] = Reflector(
+            "secrets", self._core.list_secret_for_all_namespaces, secret_keys, {}, asyncio.Event()
+        )
+        self.statefulsets: Reflector[policy.OtherStatefulSet] = Reflector(
+            "statefulsets",
+            self._apps.list_stateful_set_for_all_namespaces,
+            statefulset_summary,
+            {},
+            asyncio.Event(),
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(r.run(), name=f"watch-{r.name}")
+            for r in (self.secrets, self.statefulsets)
+        ]
+
+    def ready(self) -> bool:
+        return self.secrets.synced.is_set() and self.statefulsets.synced.is_set()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._api.close()
+
+    async def _live_secret(self, namespace: str, name: str) -> frozenset[str] | None:
+        try:
+            secret = await self._core.read_namespaced_secret(
+                name, namespace, _request_timeout=self._timeout
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise KubeError(
+                f"reading Secret {namespace}/{name}: HTTP {exc.status} {exc.reason}"
+            ) from None
+        keys = secret_keys(secret)
+        self.secrets.store[(namespace, name)] = keys
+        return keys
+
+    async def facts(self, obj: Any, *, namespace: str, config: Config) -> policy.ClusterFacts:
+        refs, cas = policy.needed_secrets(obj, config)
+        found: dict[str, frozenset[str] | None] = {}
+        unavailable = None
+        for name in sorted(refs | cas):
+            cached = self.secrets.store.get((namespace, name))
+            if cached is not None:
+                found[name] = cached
+                continue
+            try:  # a miss: the Secret may be seconds old, or absent; ask once, bounded
+                found[name] = await self._live_secret(namespace, name)
+            except (TimeoutError, KubeError, OSError) as exc:
+                unavailable = str(exc) or type(exc).__name__
+        others = None
+        if self.statefulsets.synced.is_set():
+            others = tuple(s for (ns, _), s in self.statefulsets.store.items() if ns == namespace)
+        else:
+            unavailable = unavailable or "StatefulSet cache not synced yet"
+        return policy.ClusterFacts(secrets=found, statefulsets=others, unavailable=unavailable)
+
+
+async def api_client(kubeconfig: str | None) -> client.ApiClient | None:
+    """A client for the configured cluster: a kubeconfig file, else in-cluster, else None."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            await kube_config.load_kube_config(
+                config_file=kubeconfig, client_configuration=configuration
+            )
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            return None
+    except (kube_config.ConfigException, OSError, ValueError) as exc:
+        raise KubeError(
+            f"cannot load Kubernetes client configuration from {kubeconfig or 'the pod'}: {exc}"
+        ) from None
+    return client.ApiClient(configuration=configuration)
+
+
+async def create_provider(config: Config, kubeconfig: str | None = None) -> ClusterFacts | None:
+    """Start the caches for the configured cluster, or None when no cluster is configured."""
+    api = await api_client(kubeconfig or config.kube.kubeconfig)
+    if api is None:
+        return None
+    provider = ClusterFacts(api, timeout=config.kube.timeout_seconds)
+    provider.start()
+    return provider
