@@ -30,7 +30,10 @@ def load_config(path: str | None) -> Config:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return loads(text, source=path)
+    config = loads(text, source=path)
+    for note in config.notes:
+        print(f"warning: {path}: {note}", file=sys.stderr)
+    return config
 
 
 def read_documents(source: str) -> list[Any]:

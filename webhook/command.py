@@ -31,7 +31,7 @@ class Token:
 _SPACE = re.compile(r"\s*")
 _WORD = re.compile(r"""(?:[^\s'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+""", re.S)
 _PART = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)|([^'"\\]+)""", re.S)
-_UNESCAPE = re.compile(r"\\(.)", re.S)
+_UNESCAPE = re.compile(r'\\([$`"\\\n])')  # inside "...", sh only unescapes these
 
 
 def _unquote(word: str) -> str:
@@ -68,24 +68,37 @@ def tokenize(script: str) -> list[Token]:
     return list(_tokens(script))
 
 
+_RESERVED = {"exec", "&&", "||", ";", "|"}
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
 def quote(value: str) -> str:
     """Quote a word for `sh` only when it needs it (single quotes, as the worker does)."""
-    if _SAFE.fullmatch(value):
+    if _SAFE.fullmatch(value) and value not in _RESERVED:
         return value
     return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
-def _instance_start(tokens: list[Token]) -> int:
-    """Index of the token after the last `exec`: flags are only read from the instance."""
-    for index in range(len(tokens) - 1, -1, -1):
-        if tokens[index].text == "exec":
-            return index + 1
-    return 0
+def _instance_start(tokens: list[Token], script: str) -> int:
+    """Index of the token after the last `exec` in command position: flags are only read
+    from the instance (a function named `exec` in `--logging_file exec` is not the shell's)."""
+    start, command_position = 0, True
+    for index, token in enumerate(tokens):
+        raw = script[token.start : token.end]
+        if raw in ("&&", "||", ";", "|"):
+            command_position = True
+        elif command_position and _ASSIGNMENT.match(raw):
+            continue
+        elif command_position:
+            if raw == "exec":
+                start = index + 1
+            command_position = False
+    return start
 
 
 def get_flag(script: str, flag: str) -> str | None:
     tokens = tokenize(script)
-    for index in range(_instance_start(tokens), len(tokens) - 1):
+    for index in range(_instance_start(tokens, script), len(tokens) - 1):
         if tokens[index].text == flag:
             return tokens[index + 1].text
     return None
@@ -93,13 +106,13 @@ def get_flag(script: str, flag: str) -> str | None:
 
 def has_flag(script: str, flag: str) -> bool:
     tokens = tokenize(script)
-    return any(t.text == flag for t in tokens[_instance_start(tokens) :])
+    return any(t.text == flag for t in tokens[_instance_start(tokens, script) :])
 
 
 def set_flag(script: str, flag: str, value: str) -> str:
     """Give `flag` the value `value`: replace it where present, else append it at the end."""
     tokens = tokenize(script)
-    for index in range(_instance_start(tokens), len(tokens) - 1):
+    for index in range(_instance_start(tokens, script), len(tokens) - 1):
         if tokens[index].text == flag:
             target = tokens[index + 1]
             if target.text == value:

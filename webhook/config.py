@@ -7,6 +7,8 @@ there is an error naming the key. Every error is one line: `<key path>: <problem
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -133,6 +135,8 @@ class Config:
     rules: Mapping[str, Action] = field(default_factory=dict)
     server: ServerSettings = field(default_factory=ServerSettings)
     kube: KubeSettings = field(default_factory=KubeSettings)
+    # things worth a warning when the config is loaded (e.g. the extractLabels typo)
+    notes: tuple[str, ...] = ()
 
     def action(self, rule: str) -> Action:
         """The action for `rule`: its own setting, else (secrets/exists) secrets.verify, else
@@ -206,7 +210,7 @@ def _int(value: object, path: str) -> int:
         raise ConfigError(f"{path}: expected a whole number, got {value!r}")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value.strip()):
         return int(value.strip())
     raise ConfigError(f"{path}: expected a whole number, got {value!r}")
 
@@ -214,13 +218,12 @@ def _int(value: object, path: str) -> int:
 def _number(value: object, path: str) -> float:
     if isinstance(value, bool):
         raise ConfigError(f"{path}: expected a number, got {value!r}")
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and math.isfinite(value):
         return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
+    if isinstance(value, str) and re.fullmatch(
+        r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", value.strip()
+    ):
+        return float(value)
     raise ConfigError(f"{path}: expected a number, got {value!r}")
 
 
@@ -367,14 +370,16 @@ def _class_flag(
     raise ConfigError(f"{key}: unsupported class {value!r} (supported: {supported})")
 
 
-def _factory(doc: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """The runtime factory block: legacy kubernetesContainerFactory, overridden by
-    functionRuntimeFactoryConfigs (the newer key)."""
-    legacy = dict(_map(doc.get("kubernetesContainerFactory"), "kubernetesContainerFactory"))
-    current = _map(doc.get("functionRuntimeFactoryConfigs"), "functionRuntimeFactoryConfigs")
-    merged = {**legacy, **current}
-    where = "functionRuntimeFactoryConfigs" if current else "kubernetesContainerFactory"
-    return merged, where
+def _factory(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The runtime factory block: legacy kubernetesContainerFactory, overridden key by key by
+    functionRuntimeFactoryConfigs (the newer key); also where each key came from."""
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for block in ("kubernetesContainerFactory", "functionRuntimeFactoryConfigs"):
+        for key, value in _map(doc.get(block), block).items():
+            merged[key] = value
+            origin[key] = f"{block}.{key}"
+    return merged, origin
 
 
 def _auth_provider_config(section: Mapping[str, Any], path: str) -> dict[str, Any]:
@@ -594,23 +599,24 @@ def from_mapping(doc: Mapping[str, Any]) -> Config:
         changes["token_secret_auth"] = auth == SECRETS_TOKEN_AUTH_PROVIDER
         changes["customizer_enabled"] = bool(customizer)
 
-    factory, where = _factory(doc)
-    changes["job_namespace"] = _str(factory.get("jobNamespace"), f"{where}.jobNamespace") or None
-    changes["job_name"] = _str(factory.get("jobName"), f"{where}.jobName") or None
-    changes["custom_labels"] = _str_map(factory.get("customLabels"), f"{where}.customLabels")
-    auth_section = _map(
-        factory.get("kubernetesFunctionAuthProviderConfig"),
-        f"{where}.kubernetesFunctionAuthProviderConfig",
-    )
-    changes.update(
-        _auth_provider_config(auth_section, f"{where}.kubernetesFunctionAuthProviderConfig")
-    )
+    factory, origin = _factory(doc)
 
-    options, _notes = parse_runtime_options(
+    def where(key: str) -> str:
+        return origin.get(key, f"functionRuntimeFactoryConfigs.{key}")
+
+    changes["job_namespace"] = _str(factory.get("jobNamespace"), where("jobNamespace")) or None
+    changes["job_name"] = _str(factory.get("jobName"), where("jobName")) or None
+    changes["custom_labels"] = _str_map(factory.get("customLabels"), where("customLabels"))
+    auth_path = where("kubernetesFunctionAuthProviderConfig")
+    auth_section = _map(factory.get("kubernetesFunctionAuthProviderConfig"), auth_path)
+    changes.update(_auth_provider_config(auth_section, auth_path))
+
+    options, notes = parse_runtime_options(
         _map(doc.get("runtimeCustomizerConfig"), "runtimeCustomizerConfig"),
         "runtimeCustomizerConfig",
     )
     changes["cluster_options"] = options
+    changes["notes"] = tuple(notes)
     changes["min_resources"] = _resources(
         doc.get("functionInstanceMinResources"), "functionInstanceMinResources"
     )

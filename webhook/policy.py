@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from webhook import customizer, labels, naming, quantity, tokens, workload
@@ -196,10 +197,13 @@ def _requests_within_limits(pod: Mapping[str, Any]) -> list[Finding]:
 
 
 def java_double(value: float) -> str:
-    """Java's Double.toString for the values Pulsar prints in its messages."""
-    if value == int(value) and abs(value) < 1e7:
-        return f"{value:.1f}"
-    return repr(value)
+    """Java's Double.toString: plain between 1e-3 and 1e7, else computerized scientific."""
+    if value == 0 or 1e-3 <= abs(value) < 1e7:
+        return f"{value:.1f}" if value == int(value) else repr(value)
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    adjusted = len(text) - 1 + int(exponent)
+    return f"{'-' if sign else ''}{text[0]}.{text[1:] or '0'}E{adjusted}"
 
 
 def _java_round(value: float) -> int:

@@ -6,6 +6,7 @@ become "4G"), so quantities are compared by value, never as strings.
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -28,8 +29,10 @@ _SUFFIX: dict[str, Fraction] = {
     "Ei": Fraction(2**60),
 }
 _QUANTITY = re.compile(
-    r"(?P<num>[+-]?(\d+\.?\d*|\.\d+))(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?"
+    r"(?P<num>[+-]?([0-9]+\.?[0-9]*|\.[0-9]+))"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|[numkMGTPE])?"
 )
+_EXPONENT = re.compile(r"[eE][+-]?[0-9]+")
 
 
 class QuantityError(ValueError):
@@ -43,6 +46,8 @@ def parse(value: object) -> Fraction:
     if isinstance(value, int):
         return Fraction(value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise QuantityError(f"{value!r} is not a quantity")
         return Fraction(str(value))
     if not isinstance(value, str):
         raise QuantityError(f"{value!r} is not a quantity")
@@ -51,7 +56,7 @@ def parse(value: object) -> Fraction:
         raise QuantityError(f"{value!r} is not a quantity (e.g. 500m, 2, 1Gi, 4G)")
     number = Fraction(match["num"])
     suffix = match["suffix"] or ""
-    if suffix[:1] in ("e", "E"):
+    if _EXPONENT.fullmatch(suffix):
         return number * Fraction(10) ** int(suffix[1:])
     return number * _SUFFIX[suffix]
 
