@@ -213,23 +213,27 @@ def webhook(
     control_plane: ControlPlane, cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Webhook]:
     hook = Webhook(tmp_path_factory.mktemp("webhook"), control_plane.kubeconfig)
-    hook.start()
-    ca = (hook.cert_dir / "ca.crt").read_bytes()
-    for doc in webhook_configurations(hook.port, ca):
-        result = cluster.create(doc)
-        assert result.code == 0, f"the API server refused our {doc['kind']}: {result.err}"
-    probe_ns = cluster.namespace("e2e-probe")
+    try:
+        hook.start()
+        ca = (hook.cert_dir / "ca.crt").read_bytes()
+        for doc in webhook_configurations(hook.port, ca):
+            result = cluster.create(doc)
+            assert result.code == 0, f"the API server refused our {doc['kind']}: {result.err}"
+        probe_ns = cluster.namespace("e2e-probe")
 
-    def mutated() -> bool:
-        sts = worker.statefulset(name="probe", k8s_namespace=probe_ns)
-        result = cluster.create(sts, "--dry-run=server")
-        return result.code == 0 and "service-account-token" in result.out
+        def mutated() -> bool:
+            sts = worker.statefulset(name="probe", k8s_namespace=probe_ns)
+            result = cluster.create(sts, "--dry-run=server")
+            return result.code == 0 and "service-account-token" in result.out
 
-    wait_for(mutated, 30, "the webhook configurations to take effect")
-    yield hook
-    hook.stop()
-    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
-        cluster.kubectl("delete", kind, "pf-webhook", "--ignore-not-found")
+        wait_for(
+            mutated, 30, f"the webhook configurations to take effect (webhook log: {hook.log})"
+        )
+        yield hook
+    finally:
+        hook.stop()
+        for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+            cluster.kubectl("delete", kind, "pf-webhook", "--ignore-not-found")
 
 
 def full_function(namespace: str, **extra: Any) -> dict[str, Any]:
