@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests import worker  # noqa: E402
-from webhook import command, config, mutation, policy, review  # noqa: E402
+from tests import worker
+from webhook import command, config, mutation, policy, review
 
 CONFIG = config.loads(
     (Path(__file__).resolve().parents[1] / "examples" / "functions_worker.yml").read_text()

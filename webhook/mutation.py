@@ -7,7 +7,6 @@ copy: nothing from one function can leak into the next.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,7 @@ def mutate(obj: Any, config: Config, *, namespace: str | None = None) -> Mutatio
         first = analysis.details_findings[0]
         note = f"left unchanged: function details unreadable at {first.path}: {first.message}"
         return MutationResult(obj=obj, warnings=(note,), is_function=True)
-    out = copy.deepcopy(obj)
+    out = workload.without_nulls(obj)
     warnings = _steps(out, analysis, config, namespace=namespace)
     return MutationResult(
         obj=out,

@@ -57,7 +57,7 @@ def diff(before: Any, after: Any, path: str = "") -> list[PatchOp]:
 
 def _names(items: list[Any]) -> list[Any] | None:
     names = [item.get("name") if isinstance(item, dict) else None for item in items]
-    if None in names or len(set(names)) != len(names):
+    if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
         return None
     return names
 

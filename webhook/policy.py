@@ -80,6 +80,7 @@ def validate(
         analysis = analyse(obj)
     except Refusal as exc:
         return ValidationResult(refusal=str(exc), is_function=True)
+    obj = workload.without_nulls(obj)  # null means absent, as the API server reads it
     findings = list(_findings(obj, analysis, config, facts=facts, namespace=namespace))
     decisions = []
     for finding in findings:

@@ -112,7 +112,9 @@ def _join_secret(
     volume = _volume_by_name(pod, projected_name)
     assert volume is not None
     secret = secret_volume["secret"]
-    source: dict[str, Any] = {"name": secret.get("secretName")}
+    source: dict[str, Any] = {}
+    if secret.get("secretName") is not None:
+        source["name"] = secret["secretName"]
     if secret.get("items"):
         source["items"] = secret["items"]
     if secret.get("optional") is not None:

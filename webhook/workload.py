@@ -94,114 +94,125 @@ def is_function_workload(obj: object) -> bool:
     )
 
 
-_DICT, _LIST, _STR = "a mapping", "a list", "a string"
+class MapOf:
+    """Schema node: a mapping with string keys whose values all match `value`."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+
+_ITEMS = [{"key": str, "path": str}]
+_SOURCE = {
+    "serviceAccountToken": {"audience": str, "expirationSeconds": int, "path": str},
+    "secret": {"name": str, "items": _ITEMS},
+}
+_VOLUME = {
+    "name": str,
+    "secret": {"secretName": str, "items": _ITEMS},
+    "projected": {"sources": [_SOURCE]},
+}
+_QUANTITY = (str, int, float)
+_CONTAINER = {
+    "name": str,
+    "command": [str],
+    "env": [{"name": str, "value": str, "valueFrom": {}}],
+    "volumeMounts": [{"name": str, "mountPath": str}],
+    "resources": {"limits": MapOf(_QUANTITY), "requests": MapOf(_QUANTITY)},
+}
+_METADATA = {"name": str, "namespace": str, "labels": MapOf(str), "annotations": MapOf(str)}
+_POD = {
+    "serviceAccountName": str,
+    "nodeSelector": MapOf(str),
+    "volumes": [_VOLUME],
+    "tolerations": [{}],
+    "containers": [_CONTAINER],
+    "initContainers": [_CONTAINER],
+}
+SCHEMA = {
+    "metadata": _METADATA,
+    "spec": {
+        "serviceName": str,
+        "selector": {"matchLabels": MapOf(str)},
+        "template": {"metadata": _METADATA, "spec": _POD},
+    },
+}
+REQUIRED = (
+    "metadata",
+    "spec",
+    "spec.template",
+    "spec.template.spec",
+    "spec.template.spec.containers",
+)
+_NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer"}
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _shape(value: Any, schema: object, path: str) -> str | None:
+    """The first place where `value` does not match `schema` (nulls count as absent)."""
+    if value is None:
+        return f"{path} is required" if path in REQUIRED else None
+    if isinstance(schema, dict):
+        if not isinstance(value, Mapping):
+            return f"{path} must be a mapping, got {_kind(value)}"
+        for key, child in schema.items():
+            found = _shape(value.get(key), child, f"{path}.{key}" if path else key)
+            if found:
+                return found
+        if not path:
+            for required in REQUIRED:
+                node: Any = value
+                for part in required.split("."):
+                    node = node.get(part) if isinstance(node, Mapping) else None
+                if node is None:
+                    return f"{required} is required"
+        return None
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return f"{path} must be a list, got {_kind(value)}"
+        for index, item in enumerate(value):
+            if item is None:
+                return f"{path}[{index}] must not be null"
+            found = _shape(item, schema[0], f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    if isinstance(schema, MapOf):
+        if not isinstance(value, Mapping):
+            return f"{path} must be a mapping, got {_kind(value)}"
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path} keys must be strings, got {_kind(key)}"
+            found = _shape(item, schema.value, f"{path}[{key}]")
+            if found:
+                return found
+        return None
+    types = schema if isinstance(schema, tuple) else (schema,)
+    if isinstance(value, bool) or not isinstance(value, types):
+        expected = " or ".join(_NAMES.get(t, t.__name__) for t in types)
+        return f"{path} must be {expected}, got {_kind(value)}"
+    return None
 
 
 def shape_error(obj: Mapping[str, Any]) -> str | None:
     """Why the object does not have the shape of a StatefulSet where we read or write, or None.
 
     A real API server decodes objects before calling us, so this only fires for hand-made
-    reviews and manifests; every later step may then trust the shape.
+    reviews and manifests; every later step may then trust the shape (null means absent, and
+    the mutation drops nulls from its copy).
     """
-
-    def expect(value: object, kind: str, path: str, *, required: bool = False) -> str | None:
-        if value is None:
-            return f"{path} is required" if required else None
-        ok = {
-            _DICT: isinstance(value, Mapping),
-            _LIST: isinstance(value, list),
-            _STR: isinstance(value, str),
-        }[kind]
-        return None if ok else f"{path} must be {kind}, got {type(value).__name__}"
-
-    def string_map(value: object, path: str) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            return f"{path} must be a mapping, got {type(value).__name__}"
-        for key, item in value.items():
-            if not isinstance(key, str) or not isinstance(item, str):
-                return f"{path}[{key!r}] must be a string"
-        return None
-
-    checks: list[str | None] = []
-    metadata = obj.get("metadata")
-    checks.append(expect(metadata, _DICT, "metadata", required=True))
-    if isinstance(metadata, Mapping):
-        checks.append(expect(metadata.get("name"), _STR, "metadata.name"))
-        checks.append(string_map(metadata.get("labels"), "metadata.labels"))
-        checks.append(string_map(metadata.get("annotations"), "metadata.annotations"))
-    spec = obj.get("spec")
-    checks.append(expect(spec, _DICT, "spec", required=True))
-    if not isinstance(spec, Mapping):
-        return next((c for c in checks if c), None)
-    checks.append(expect(spec.get("serviceName"), _STR, "spec.serviceName"))
-    selector = spec.get("selector")
-    checks.append(expect(selector, _DICT, "spec.selector"))
-    if isinstance(selector, Mapping):
-        checks.append(string_map(selector.get("matchLabels"), "spec.selector.matchLabels"))
-    template = spec.get("template")
-    checks.append(expect(template, _DICT, "spec.template", required=True))
-    if isinstance(template, Mapping):
-        tmeta = template.get("metadata")
-        checks.append(expect(tmeta, _DICT, "spec.template.metadata"))
-        if isinstance(tmeta, Mapping):
-            checks.append(string_map(tmeta.get("labels"), "spec.template.metadata.labels"))
-            checks.append(
-                string_map(tmeta.get("annotations"), "spec.template.metadata.annotations")
-            )
-        pod = template.get("spec")
-        checks.append(expect(pod, _DICT, "spec.template.spec", required=True))
-        if isinstance(pod, Mapping):
-            checks.extend(_pod_shape_errors(pod, expect, string_map))
-    return next((c for c in checks if c), None)
+    return _shape(obj, SCHEMA, "")
 
 
-def _pod_shape_errors(pod: Mapping[str, Any], expect: Any, string_map: Any) -> list[str | None]:
-    checks: list[str | None] = [
-        string_map(pod.get("nodeSelector"), "spec.template.spec.nodeSelector")
-    ]
-    checks.append(
-        expect(pod.get("serviceAccountName"), _STR, "spec.template.spec.serviceAccountName")
-    )
-    for key in ("volumes", "tolerations"):
-        items = pod.get(key)
-        path = f"spec.template.spec.{key}"
-        checks.append(expect(items, _LIST, path))
-        if isinstance(items, list):
-            checks.extend(
-                expect(item, _DICT, f"{path}[{i}]", required=True) for i, item in enumerate(items)
-            )
-    for key in ("containers", "initContainers"):
-        containers = pod.get(key)
-        path = f"spec.template.spec.{key}"
-        checks.append(expect(containers, _LIST, path, required=key == "containers"))
-        if not isinstance(containers, list):
-            continue
-        for i, container in enumerate(containers):
-            where = f"{path}[{i}]"
-            checks.append(expect(container, _DICT, where, required=True))
-            if not isinstance(container, Mapping):
-                continue
-            checks.append(expect(container.get("name"), _STR, f"{where}.name"))
-            cmd = container.get("command")
-            checks.append(expect(cmd, _LIST, f"{where}.command"))
-            if isinstance(cmd, list) and not all(isinstance(part, str) for part in cmd):
-                checks.append(f"{where}.command must be a list of strings")
-            for listed in ("env", "volumeMounts"):
-                items = container.get(listed)
-                checks.append(expect(items, _LIST, f"{where}.{listed}"))
-                if isinstance(items, list):
-                    checks.extend(
-                        expect(item, _DICT, f"{where}.{listed}[{j}]", required=True)
-                        for j, item in enumerate(items)
-                    )
-            resources = container.get("resources")
-            checks.append(expect(resources, _DICT, f"{where}.resources"))
-            if isinstance(resources, Mapping):
-                for part in ("limits", "requests"):
-                    checks.append(expect(resources.get(part), _DICT, f"{where}.resources.{part}"))
-    return checks
+def without_nulls(value: Any) -> Any:
+    """A deep copy of a JSON document without null-valued keys (the API server's reading)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def function_container_index(obj: Mapping[str, Any]) -> int:

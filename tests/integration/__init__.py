@@ -1,0 +1,1 @@
+"""Tests against a real `pf-webhook serve` process over HTTPS (see conftest.py)."""
