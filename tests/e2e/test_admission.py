@@ -121,6 +121,7 @@ class Webhook:
         )
         self.port, self.metrics_port = free_ports(2)
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
         self.log = workdir / "webhook.log"
         self.write_config("deny")
 
@@ -131,6 +132,7 @@ class Webhook:
 
     def start(self) -> None:
         env = {**os.environ, "PF_WEBHOOK_SHUTDOWN_DELAY": "0"}
+        self._log_file = self.log.open("ab")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -150,7 +152,7 @@ class Webhook:
                 "--kubeconfig",
                 str(self.kubeconfig),
             ],
-            stdout=self.log.open("ab"),
+            stdout=self._log_file,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=ROOT,
@@ -177,6 +179,9 @@ class Webhook:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
 
 def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
@@ -219,7 +224,7 @@ def webhook(
         for doc in webhook_configurations(hook.port, ca):
             result = cluster.create(doc)
             assert result.code == 0, f"the API server refused our {doc['kind']}: {result.err}"
-        probe_ns = cluster.namespace("e2e-probe")
+        probe_ns = cluster.namespace("e2e-probe", secrets=SECRETS)
 
         def mutated() -> bool:
             sts = worker.statefulset(name="probe", k8s_namespace=probe_ns)
@@ -236,10 +241,10 @@ def webhook(
             cluster.kubectl("delete", kind, "pf-webhook", "--ignore-not-found")
 
 
-def full_function(namespace: str, **extra: Any) -> dict[str, Any]:
+def full_function(k8s_namespace: str, /, **extra: Any) -> dict[str, Any]:
     """A worker StatefulSet with secrets, SA-token auth with a CA, and customizer options."""
     kwargs: dict[str, Any] = {
-        "k8s_namespace": namespace,
+        "k8s_namespace": k8s_namespace,
         "secrets": {"DB_PASSWORD": {"path": "db-creds", "key": "password"}},
         "auth": "sa-token",
         "ca_secret": "broker-ca",
