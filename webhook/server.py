@@ -18,34 +18,27 @@ import json
 import logging
 import os
 import signal
-import ssl
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from webhook import certs, review, workload
 from webhook.config import Config, ConfigError, loads
+from webhook.metrics import Metrics
 from webhook.policy import ClusterFacts
+from webhook.tls import CertLoadError, ServingCerts, file_stamp, reason
 
 MAX_BODY: Final = 3 * 1024 * 1024
 SHUTDOWN_TIMEOUT: Final = 10.0
 DEFAULT_DRAIN_SECONDS: Final = 2.0
 DRAIN_ENV: Final = "PF_WEBHOOK_SHUTDOWN_DELAY"
-LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)  # fmt: skip
 MAX_ERROR_TEXT: Final = 300
 
 log = logging.getLogger("webhook.server")
@@ -103,193 +96,6 @@ def cluster_facts_factory(config: Config) -> FactsFactory:
         log.warning("cluster checks are off: webhook.kube.create_provider is not available")
         return no_cluster
     return cast(FactsFactory, create)
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-class Metrics:
-    """The Prometheus metrics of one server, in their own registry (tests run many servers)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.latency = Histogram(
-            "pf_webhook_request_duration_seconds",
-            "Time to answer an admission request.",
-            ["endpoint"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.decisions = Counter(
-            "pf_webhook_decisions",
-            "Reviews answered, by decision.",
-            ["endpoint", "decision"],
-            registry=r,
-        )
-        self.findings = Counter(
-            "pf_webhook_findings",
-            "Policy findings, by rule and action.",
-            ["rule", "action"],
-            registry=r,
-        )
-        self.errors = Counter(
-            "pf_webhook_errors",
-            "Requests we could not answer normally, by kind.",
-            ["kind"],
-            registry=r,
-        )
-        self.cert_reloads = Counter(
-            "pf_webhook_cert_reloads",
-            "Serving certificate pairs loaded after a change.",
-            registry=r,
-        )
-        self.config_reloads = Counter(
-            "pf_webhook_config_reloads", "Config file reloads, by result.", ["result"], registry=r
-        )
-        for endpoint in ("mutate", "validate"):
-            self.latency.labels(endpoint)
-            for decision in ("allowed", "patched", "denied", "error"):
-                self.decisions.labels(endpoint, decision)
-        for kind in (
-            "bad_json",
-            "bad_review",
-            "too_large",
-            "content_type",
-            "internal",
-            "cert_reload",
-        ):
-            self.errors.labels(kind)
-        for result in ("ok", "error"):
-            self.config_reloads.labels(result)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
-
-
-# --------------------------------------------------------------------------- certificates
-
-
-Stamp = tuple[tuple[int, int, int], ...] | None
-
-
-def _stamp(*paths: Path) -> Stamp:
-    """Identity of the files' current contents (follows symlinks, as Secret volumes use)."""
-    try:
-        return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in (p.stat() for p in paths))
-    except OSError:
-        return None
-
-
-@contextlib.contextmanager
-def _private_file(data: bytes) -> Iterator[str]:
-    """A path holding `data` that only we can read: a memfd on Linux (never on disk)."""
-    memfd_create = getattr(os, "memfd_create", None)
-    if memfd_create is not None and os.path.isdir("/proc/self/fd"):
-        fd = memfd_create("pf-webhook-tls", os.MFD_CLOEXEC)
-        try:
-            _write_all(fd, data)
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-        return
-    with tempfile.TemporaryDirectory(prefix="pf-webhook-") as tmp:  # pragma: no cover - not Linux
-        path = os.path.join(tmp, "pair.pem")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        yield path
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-class ServingCerts:
-    """The serving pair, loaded into one live `SSLContext` that the TLS listener keeps.
-
-    `reload()` loads a changed pair into the same context, so new handshakes get the new
-    certificate without restarting the listener. The exact bytes are first loaded into a
-    scratch context: `load_cert_chain` on the live context with a mismatched pair (cert
-    replaced, key not yet) would leave it with no usable key and fail every later handshake.
-    """
-
-    def __init__(
-        self,
-        cert_dir: Path,
-        *,
-        min_version: Literal["1.2", "1.3"] = "1.2",
-        client_ca: Path | None = None,
-    ) -> None:
-        self.cert = cert_dir / "tls.crt"
-        self.key = cert_dir / "tls.key"
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = (
-            ssl.TLSVersion.TLSv1_3 if min_version == "1.3" else ssl.TLSVersion.TLSv1_2
-        )
-        if client_ca is not None:
-            self.context.verify_mode = ssl.CERT_REQUIRED
-            try:
-                self.context.load_verify_locations(cafile=str(client_ca))
-            except (OSError, ssl.SSLError) as exc:
-                raise StartupError(f"--client-ca {client_ca}: {_reason(exc)}") from None
-        self.loaded = False
-        self._stamp: Stamp = None
-        self._failed: Stamp = None
-
-    def load(self) -> str:
-        """Load the pair if valid; return a one-line summary; raise StartupError otherwise."""
-        # stamped before reading: a change while we read is seen at the next poll
-        stamp = _stamp(self.cert, self.key)
-        try:
-            pem = self.cert.read_bytes().rstrip(b"\n") + b"\n" + self.key.read_bytes()
-            with _private_file(pem) as path:
-                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(path)
-                self.context.load_cert_chain(path)
-        except (OSError, ssl.SSLError) as exc:
-            raise StartupError(f"{self.cert}, {self.key}: {_reason(exc)}") from None
-        self._stamp, self.loaded = stamp, True
-        try:
-            return certs.load_pair_summary(self.cert)
-        except certs.CertError as exc:
-            return str(exc)
-
-    def changed(self) -> bool:
-        return _stamp(self.cert, self.key) != self._stamp
-
-    def reload(self, metrics: Metrics) -> bool:
-        """Load the pair again if the files changed; on failure keep the old pair (logged once
-        per state of the files, retried every poll)."""
-        if not self.changed():
-            return False
-        stamp = _stamp(self.cert, self.key)
-        try:
-            summary = self.load()
-        except StartupError as exc:
-            if stamp != self._failed:
-                self._failed = stamp
-                metrics.errors.labels("cert_reload").inc()
-                log.warning(
-                    "serving certificate not reloaded; keeping the previous pair",
-                    extra={"fields": {"error": str(exc)}},
-                )
-            return False
-        self._failed = None
-        metrics.cert_reloads.inc()
-        log.info("serving certificate reloaded", extra={"fields": {"certificate": summary}})
-        return True
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or exc}"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return _one_line(str(exc)) or type(exc).__name__
 
 
 # --------------------------------------------------------------------------- state
@@ -633,10 +439,10 @@ async def watch_certs(state: ServerState) -> None:
 async def watch_config(state: ServerState) -> None:
     assert state.config_path is not None
     path = state.config_path
-    seen = _stamp(path)
+    seen = file_stamp(path)
     while True:
         await asyncio.sleep(state.poll_interval)
-        now = _stamp(path)
+        now = file_stamp(path)
         if now == seen:
             continue
         seen = now
@@ -824,8 +630,11 @@ def _prepare_certs(config: Config) -> ServingCerts:
             flush=True,
         )
     client_ca = Path(config.server.client_ca) if config.server.client_ca else None
-    tls = ServingCerts(cert_dir, min_version=config.server.tls_min_version, client_ca=client_ca)
-    summary = tls.load()
+    try:
+        tls = ServingCerts(cert_dir, min_version=config.server.tls_min_version, client_ca=client_ca)
+        summary = tls.load()
+    except CertLoadError as exc:
+        raise StartupError(str(exc)) from None
     log.info("serving certificate loaded", extra={"fields": {"certificate": summary}})
     return tls
 
@@ -870,7 +679,7 @@ async def serve(config: Config, options: ServeOptions, *, facts_factory: FactsFa
         try:
             await admission.setup()
         except Exception as exc:
-            raise StartupError(f"cluster client: {_reason(exc)}") from None
+            raise StartupError(f"cluster client: {reason(exc)}") from None
         await ops.setup()
         sites = (
             web.TCPSite(admission, options.host, config.server.port, ssl_context=tls.context),
@@ -881,7 +690,7 @@ async def serve(config: Config, options: ServeOptions, *, facts_factory: FactsFa
                 await site.start()
             except OSError as exc:
                 raise StartupError(
-                    f"cannot listen on {options.host}:{port}: {_reason(exc)}"
+                    f"cannot listen on {options.host}:{port}: {reason(exc)}"
                 ) from None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)

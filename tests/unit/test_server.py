@@ -32,7 +32,8 @@ from aiohttp.test_utils import TestClient
 from cryptography import x509
 
 from tests.worker import statefulset
-from webhook import certs, mutation, server
+from webhook import certs, mutation, server, tls
+from webhook import metrics as metrics_module
 from webhook.config import Config, default_config, loads
 from webhook.policy import ClusterFacts
 
@@ -139,7 +140,7 @@ async def post_review(client: Client, path: str, doc: Any, *, status: int = 200)
     return answer
 
 
-def sample(metrics: server.Metrics, name: str, **labels: str) -> float | None:
+def sample(metrics: metrics_module.Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
@@ -443,7 +444,7 @@ async def test_metrics_count_decisions_findings_and_errors(client: Client, ops: 
 
 
 async def test_each_app_has_its_own_registry() -> None:
-    one, two = server.Metrics(), server.Metrics()
+    one, two = metrics_module.Metrics(), metrics_module.Metrics()
     one.errors.labels("bad_json").inc()
     assert sample(two, "pf_webhook_errors_total", kind="bad_json") == 0
 
@@ -547,50 +548,50 @@ def test_a_half_replaced_pair_keeps_the_old_certificate_until_the_key_follows(
 ) -> None:
     live = tmp_path / "certs"
     shutil.copytree(pki["first"], live)
-    tls = server.ServingCerts(live)
-    tls.load()
-    metrics = server.Metrics()
+    serving = tls.ServingCerts(live)
+    serving.load()
+    metrics = metrics_module.Metrics()
     first = serial_of((pki["first"] / "tls.crt").read_bytes())
     second = serial_of((pki["second"] / "tls.crt").read_bytes())
-    assert serial_of(handshake(tls.context, live / "ca.crt")) == first
+    assert serial_of(handshake(serving.context, live / "ca.crt")) == first
 
     staged = tmp_path / "staged.crt"
     shutil.copy(pki["second"] / "tls.crt", staged)
     staged.replace(live / "tls.crt")  # the certificate first, the key not yet
-    assert tls.reload(metrics) is False
-    assert tls.reload(metrics) is False  # retried every poll, counted and logged once
+    assert serving.reload(metrics) is False
+    assert serving.reload(metrics) is False  # retried every poll, counted and logged once
     assert sample(metrics, "pf_webhook_errors_total", kind="cert_reload") == 1
-    assert serial_of(handshake(tls.context, live / "ca.crt")) == first
+    assert serial_of(handshake(serving.context, live / "ca.crt")) == first
 
     staged = tmp_path / "staged.key"
     shutil.copy(pki["second"] / "tls.key", staged)
     staged.replace(live / "tls.key")
-    assert tls.reload(metrics) is True
+    assert serving.reload(metrics) is True
     assert sample(metrics, "pf_webhook_cert_reloads_total") == 1
-    assert serial_of(handshake(tls.context, live / "ca.crt")) == second
-    assert tls.reload(metrics) is False  # nothing changed since
+    assert serial_of(handshake(serving.context, live / "ca.crt")) == second
+    assert serving.reload(metrics) is False  # nothing changed since
 
 
 def test_tls_minimum_version_is_configurable(pki: dict[str, Path]) -> None:
-    assert server.ServingCerts(pki["first"]).context.minimum_version == ssl.TLSVersion.TLSv1_2
-    tls13 = server.ServingCerts(pki["first"], min_version="1.3")
+    assert tls.ServingCerts(pki["first"]).context.minimum_version == ssl.TLSVersion.TLSv1_2
+    tls13 = tls.ServingCerts(pki["first"], min_version="1.3")
     tls13.load()
     assert tls13.context.minimum_version == ssl.TLSVersion.TLSv1_3
     assert handshake(tls13.context, pki["first"] / "ca.crt", tls13_only=True)
 
 
 def test_client_ca_requires_client_certificates(pki: dict[str, Path]) -> None:
-    tls = server.ServingCerts(pki["first"], client_ca=pki["other"] / "ca.crt")
-    assert tls.context.verify_mode == ssl.CERT_REQUIRED
-    with pytest.raises(server.StartupError, match="--client-ca"):
-        server.ServingCerts(pki["first"], client_ca=pki["other"] / "missing.crt")
+    serving = tls.ServingCerts(pki["first"], client_ca=pki["other"] / "ca.crt")
+    assert serving.context.verify_mode == ssl.CERT_REQUIRED
+    with pytest.raises(tls.CertLoadError, match="--client-ca"):
+        tls.ServingCerts(pki["first"], client_ca=pki["other"] / "missing.crt")
 
 
 def test_unloadable_pair_is_a_one_line_startup_error(tmp_path: Path, pki: dict[str, Path]) -> None:
     shutil.copy(pki["first"] / "tls.crt", tmp_path / "tls.crt")
     shutil.copy(pki["second"] / "tls.key", tmp_path / "tls.key")
-    with pytest.raises(server.StartupError) as caught:
-        server.ServingCerts(tmp_path).load()
+    with pytest.raises(tls.CertLoadError) as caught:
+        tls.ServingCerts(tmp_path).load()
     assert "\n" not in str(caught.value) and "tls.key" in str(caught.value)
 
 

@@ -1,0 +1,69 @@
+"""Shell: the Prometheus metrics of one server, in their own registry."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+# up to the API server's longest webhook timeout (our manifests use 5 s)
+LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)  # fmt: skip
+
+
+class Metrics:
+    """The Prometheus metrics of one server, in their own registry (tests run many servers)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.latency = Histogram(
+            "pf_webhook_request_duration_seconds",
+            "Time to answer an admission request.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "pf_webhook_decisions",
+            "Reviews answered, by decision.",
+            ["endpoint", "decision"],
+            registry=r,
+        )
+        self.findings = Counter(
+            "pf_webhook_findings",
+            "Policy findings, by rule and action.",
+            ["rule", "action"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "pf_webhook_errors",
+            "Requests we could not answer normally, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.cert_reloads = Counter(
+            "pf_webhook_cert_reloads",
+            "Serving certificate pairs loaded after a change.",
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "pf_webhook_config_reloads", "Config file reloads, by result.", ["result"], registry=r
+        )
+        for endpoint in ("mutate", "validate"):
+            self.latency.labels(endpoint)
+            for decision in ("allowed", "patched", "denied", "error"):
+                self.decisions.labels(endpoint, decision)
+        for kind in (
+            "bad_json",
+            "bad_review",
+            "too_large",
+            "content_type",
+            "internal",
+            "cert_reload",
+        ):
+            self.errors.labels(kind)
+        for result in ("ok", "error"):
+            self.config_reloads.labels(result)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
