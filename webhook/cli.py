@@ -107,7 +107,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     docs = read_documents(args.file)
     if all(_is_review(d) for d in docs):
         out = list(_reviews(docs, config, "mutate"))
-        sys.stdout.write(_dump(out, "json" if args.output != "yaml" else "yaml"))
+        sys.stdout.write(_dump(out, "yaml" if args.output == "yaml" else "json"))
         return 0
     results, refused = [], False
     for doc in docs:
@@ -123,7 +123,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         patches = [patch.diff(before, after) for before, after in results]
         sys.stdout.write(json.dumps(patches[0] if len(patches) == 1 else patches, indent=2) + "\n")
     else:
-        sys.stdout.write(_dump([after for _, after in results], args.output))
+        sys.stdout.write(_dump([after for _, after in results], args.output or "yaml"))
     return 1 if refused else 0
 
 
@@ -192,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     mutate = sub.add_parser("mutate", help="print the mutated documents (or the JSONPatch)")
     mutate.add_argument("-f", "--file", required=True, help="YAML/JSON file, or - for stdin")
     mutate.add_argument("--config", help="functions_worker.yml")
-    mutate.add_argument("-o", "--output", choices=("yaml", "json", "patch"), default="yaml")
+    mutate.add_argument(
+        "-o",
+        "--output",
+        choices=("yaml", "json", "patch"),
+        help="default: yaml for manifests, json for an AdmissionReview (as `serve` answers)",
+    )
     mutate.set_defaults(handler=cmd_mutate)
 
     validate = sub.add_parser("validate", help="print the policy findings")
