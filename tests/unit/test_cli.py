@@ -206,3 +206,18 @@ def test_a_wrong_shaped_object_is_refused_without_a_traceback(
     assert code == 1 and "env must be a list" in err and "Traceback" not in err
     code, out, _ = run(capsys, "validate", "-f", path)
     assert code == 1 and "env must be a list" in out
+
+
+def test_validate_denies_requests_above_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sts = worker.statefulset()
+    sts["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "1500m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
+    }
+    code, out, _ = run(capsys, "validate", "-f", write(tmp_path, "sts.json", json.dumps(sts)))
+    assert code == 1
+    assert out.splitlines() == [
+        "DENY [resources/requests-within-limits] spec.template.spec.containers[0].resources.requests.cpu: request 1500m is above the limit 1; lower the request or raise the limit"
+    ]
