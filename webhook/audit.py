@@ -44,8 +44,8 @@ from typing import Any
 
 import jwt
 
-from webhook import mutation, policy, tokens, workload
-from webhook.config import Config, ConfigError, default_config, loads
+from webhook import configfile, mutation, policy, tokens, workload
+from webhook.config import Config, ConfigError
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -1049,15 +1049,7 @@ async def scan_cluster(
 
 
 def _load_config(path: str | None) -> Config:
-    if path is None:
-        return default_config()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    return loads(text, source=path)
+    return configfile.read(path)
 
 
 def _fail(exc: BaseException) -> int:

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from webhook import __version__, mutation, patch, policy, review
-from webhook.config import Config, ConfigError, default_config, loads
+from webhook import __version__, configfile, mutation, patch, policy, review
+from webhook.config import Config, ConfigError
 
 
 class InputError(ValueError):
@@ -24,13 +24,7 @@ class InputError(ValueError):
 
 
 def load_config(path: str | None) -> Config:
-    if path is None:
-        return default_config()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    config = loads(text, source=path)
+    config = configfile.read(path)
     for note in config.notes:
         print(f"warning: {path}: {note}", file=sys.stderr)
     return config

@@ -29,8 +29,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from webhook import certs, review, workload
-from webhook.config import Config, ConfigError, loads
+from webhook import certs, configfile, review, workload
+from webhook.config import Config, ConfigError
 from webhook.metrics import Metrics
 from webhook.policy import ClusterFacts
 from webhook.tls import CertLoadError, ServingCerts, file_stamp, reason
@@ -102,15 +102,7 @@ def cluster_facts_factory(config: Config) -> FactsFactory:
 
 
 def read_config(path: Path) -> Config:
-    """The config file parsed, or ConfigError naming the file (mirrors `cli.load_config`,
-    which this layer may not import)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    return loads(text, source=str(path))
+    return configfile.read(path)
 
 
 @dataclass
