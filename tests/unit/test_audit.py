@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tests import worker
-from webhook import audit, cli
+from webhook import audit_cluster, audit_jwt, cli
 from webhook.config import default_config, loads
 
 NOW = 1_800_000_000
@@ -560,7 +560,7 @@ def test_jwks_url(
 
 def test_parsed_token_never_shows_itself(keys: Keys) -> None:
     token = _mint(keys)
-    parsed = audit.parse_token(token)
+    parsed = audit_jwt.parse_token(token)
     assert token not in repr(parsed) and token not in str(parsed)
     assert parsed.claims["sub"] == ROLE
 
@@ -576,7 +576,7 @@ def test_summarize_workload() -> None:
     obj = _sts(
         "exclamation", auth="sa-token", audience="pulsar", expiration=3600, ca_secret="broker-ca"
     )
-    row = audit.summarize_workload(obj, default_config())
+    row = audit_cluster.summarize_workload(obj, default_config())
     assert (row.namespace, row.tenant, row.pulsar_namespace, row.function) == (
         "fns",
         "public",
@@ -593,12 +593,12 @@ def test_summarize_workload() -> None:
 def test_cluster_report_shared_roles_and_limit() -> None:
     config = loads("webhook:\n  tokens: {allowedAudiences: [pulsar]}\n")
     rows = [
-        audit.summarize_workload(_sts(f"fn{i}", auth="sa-token", audience="pulsar"), config)
+        audit_cluster.summarize_workload(_sts(f"fn{i}", auth="sa-token", audience="pulsar"), config)
         for i in range(3)
     ]
-    rows.append(audit.summarize_workload(_sts("noaud", auth="sa-token"), config))
-    rows.append(audit.summarize_workload(_sts("noauth"), config))
-    report = audit.cluster_report(rows, scanned=7, limit=2, scope="namespace fns")
+    rows.append(audit_cluster.summarize_workload(_sts("noaud", auth="sa-token"), config))
+    rows.append(audit_cluster.summarize_workload(_sts("noauth"), config))
+    report = audit_cluster.cluster_report(rows, scanned=7, limit=2, scope="namespace fns")
     assert len(report["functions"]) == 2
     assert report["leftOut"] == 3
     assert report["sharedRoles"][0]["role"] == "system:serviceaccount:fns:default"
@@ -611,7 +611,7 @@ def test_cluster_report_shared_roles_and_limit() -> None:
     assert counts["functions"] == 5
     assert counts["withToken"] == 4
     assert counts["withoutAudience"] == 1
-    text = audit.render_cluster_text(report, limit=2)
+    text = audit_cluster.render_cluster_text(report, limit=2)
     lines = text.splitlines()
     assert lines[0].startswith("NAMESPACE")
     assert "... 3 more functions left out (raise --limit)" in text
@@ -622,13 +622,13 @@ def test_cluster_report_shared_roles_and_limit() -> None:
 
 def test_cluster_report_deny_findings() -> None:
     config = loads("webhook:\n  tokens: {allowedAudiences: [pulsar]}\n")
-    row = audit.summarize_workload(_sts("other", auth="sa-token", audience="vault"), config)
-    report = audit.cluster_report([row], scanned=1, limit=10, scope="all namespaces")
+    row = audit_cluster.summarize_workload(_sts("other", auth="sa-token", audience="vault"), config)
+    report = audit_cluster.cluster_report([row], scanned=1, limit=10, scope="all namespaces")
     assert report["allowed"] is False
     fn = report["functions"][0]
     assert fn["allowed"] is False
     assert any(f["rule"] == "tokens/audience" and f["action"] == "deny" for f in fn["findings"])
-    text = audit.render_cluster_text(report, limit=10)
+    text = audit_cluster.render_cluster_text(report, limit=10)
     assert "DENY [tokens/audience]" in text
 
 

@@ -1,4 +1,4 @@
-"""The server module in-process: routes, bad input, metrics, readiness, facts, reloads, logs.
+"""The server in-process: routes, bad input, metrics, readiness, facts, reloads, logs.
 
 Plain HTTP through pytest-aiohttp against `create_app`/`create_ops_app`; TLS behaviour of
 `ServingCerts` with in-memory handshakes (no sockets). The real process is in
@@ -32,7 +32,7 @@ from aiohttp.test_utils import TestClient
 from cryptography import x509
 
 from tests.worker import statefulset
-from webhook import certs, mutation, server, tls
+from webhook import certs, facts, handlers, logs, mutation, resources, server, server_state, tls
 from webhook import metrics as metrics_module
 from webhook.config import Config, default_config, loads
 from webhook.policy import ClusterFacts
@@ -107,27 +107,31 @@ class FakeProvider:
         self.closed = True
 
 
-def state_with(provider: server.FactsProvider | None = None, **kwargs: Any) -> server.ServerState:
-    async def factory(config: Config) -> server.FactsProvider:
-        return provider if provider is not None else server.NoClusterFacts()
+def state_with(
+    provider: facts.FactsProvider | None = None, **kwargs: Any
+) -> server_state.ServerState:
+    async def factory(config: Config) -> facts.FactsProvider:
+        return provider if provider is not None else facts.NoClusterFacts()
 
     kwargs.setdefault("config", default_config())
-    return server.ServerState(facts_factory=factory, **kwargs)
+    return server_state.ServerState(facts_factory=factory, **kwargs)
 
 
 @pytest.fixture
-def state() -> server.ServerState:
+def state() -> server_state.ServerState:
     return state_with()
 
 
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, state: server.ServerState) -> Client:
-    return await aiohttp_client(server.create_app(state))
+async def client(aiohttp_client: ClientFactory, state: server_state.ServerState) -> Client:
+    return await aiohttp_client(handlers.create_app(state))
 
 
 @pytest.fixture
-async def ops(aiohttp_client: ClientFactory, state: server.ServerState, client: Client) -> Client:
-    return await aiohttp_client(server.create_ops_app(state))
+async def ops(
+    aiohttp_client: ClientFactory, state: server_state.ServerState, client: Client
+) -> Client:
+    return await aiohttp_client(handlers.create_ops_app(state))
 
 
 async def post_review(client: Client, path: str, doc: Any, *, status: int = 200) -> dict[str, Any]:
@@ -186,7 +190,7 @@ async def test_validate_refuses_a_53_character_statefulset_name(client: Client) 
 
 async def test_warnings_are_at_most_120_characters(aiohttp_client: ClientFactory) -> None:
     warn = loads("webhook: {policy: {enforcement: warn}}")
-    client = await aiohttp_client(server.create_app(state_with(config=warn)))
+    client = await aiohttp_client(handlers.create_app(state_with(config=warn)))
     answer = await post_review(client, "/validate", admission_review(long_named_statefulset()))
     response = answer["response"]
     assert response["allowed"] is True
@@ -307,8 +311,8 @@ async def test_a_failure_inside_the_review_is_a_500_review_naming_the_exception_
     # Facts the core cannot use (secrets=None) make it raise TypeError inside respond().
     bad = FakeProvider(facts=ClusterFacts(secrets=cast(Any, None)))
     state = state_with(bad)
-    client = await aiohttp_client(server.create_app(state))
-    ops = await aiohttp_client(server.create_ops_app(state))
+    client = await aiohttp_client(handlers.create_app(state))
+    ops = await aiohttp_client(handlers.create_ops_app(state))
     obj = statefulset(secrets={"DB_PASSWORD": {"path": "db-creds", "key": SECRET_VALUE}})
     with caplog.at_level(logging.INFO, logger="webhook.server"):
         answer = await post_review(
@@ -326,15 +330,15 @@ async def test_a_failure_inside_the_review_is_a_500_review_naming_the_exception_
     metrics = await (await ops.get("/metrics")).text()
     assert metric_value(metrics, "pf_webhook_errors_total", kind="internal") == 1
     assert metric_value(metrics, "pf_webhook_decisions_total", endpoint="validate", decision="error") == 1  # fmt: skip
-    lines = [server.JsonFormatter().format(r) for r in caplog.records]
+    lines = [logs.JsonFormatter().format(r) for r in caplog.records]
     assert any('"internal error"' in line and "TypeError" in line for line in lines)
     assert not any(SECRET_VALUE in line or "Traceback" in line for line in lines)
 
 
 async def test_an_unexpected_exception_before_the_uid_is_known_is_a_json_500(
-    aiohttp_client: ClientFactory, state: server.ServerState
+    aiohttp_client: ClientFactory, state: server_state.ServerState
 ) -> None:
-    app = server.create_app(state)
+    app = handlers.create_app(state)
 
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError("contents that must not leak")
@@ -354,7 +358,7 @@ async def test_validate_asks_the_provider_with_the_request_namespace(
     aiohttp_client: ClientFactory,
 ) -> None:
     provider = FakeProvider(facts=ClusterFacts(secrets={"db-creds": None}, statefulsets=()))
-    client = await aiohttp_client(server.create_app(state_with(provider)))
+    client = await aiohttp_client(handlers.create_app(state_with(provider)))
     obj = statefulset(secrets={"DB_PASSWORD": {"path": "db-creds", "key": "password"}})
     answer = await post_review(
         client, "/validate", admission_review(obj, namespace="functions-prod")
@@ -380,7 +384,7 @@ async def test_a_slow_cluster_is_reported_as_unavailable_within_the_timeout(
 ) -> None:
     config = loads("webhook: {kube: {timeoutSeconds: 0.05}}")
     provider = FakeProvider(facts=ClusterFacts(), delay=30)
-    client = await aiohttp_client(server.create_app(state_with(provider, config=config)))
+    client = await aiohttp_client(handlers.create_app(state_with(provider, config=config)))
     obj = statefulset(secrets={"DB_PASSWORD": {"path": "db-creds", "key": "password"}})
     started = time.monotonic()
     answer = await post_review(client, "/validate", admission_review(obj))
@@ -393,7 +397,7 @@ async def test_a_slow_cluster_is_reported_as_unavailable_within_the_timeout(
 async def test_the_provider_is_closed_on_cleanup(aiohttp_client: ClientFactory) -> None:
     provider = FakeProvider()
     state = state_with(provider)
-    client = await aiohttp_client(server.create_app(state))
+    client = await aiohttp_client(handlers.create_app(state))
     assert state.provider is provider
     await client.close()
     assert provider.closed and state.provider is None
@@ -405,11 +409,11 @@ async def test_the_provider_is_closed_on_cleanup(aiohttp_client: ClientFactory) 
 async def test_readyz_follows_the_provider_and_shutdown(aiohttp_client: ClientFactory) -> None:
     provider = FakeProvider(ready=False)
     state = state_with(provider)
-    ops = await aiohttp_client(server.create_ops_app(state))
+    ops = await aiohttp_client(handlers.create_ops_app(state))
     resp = await ops.get("/readyz")
     assert resp.status == 503
     assert (await resp.json())["reasons"] == ["cluster client not started"]
-    await aiohttp_client(server.create_app(state))
+    await aiohttp_client(handlers.create_app(state))
     resp = await ops.get("/readyz")
     assert resp.status == 503
     assert (await resp.json())["reasons"] == ["cluster caches not synced"]
@@ -465,7 +469,7 @@ async def test_one_json_log_line_per_review_without_object_contents(
     assert answer["response"]["allowed"] is True
     reviews = [r for r in caplog.records if r.getMessage() == "review"]
     assert len(reviews) == 1
-    line = server.JsonFormatter().format(reviews[0])
+    line = logs.JsonFormatter().format(reviews[0])
     assert "\n" not in line
     entry = json.loads(line)
     assert entry["uid"] == "uid-log"
@@ -486,7 +490,7 @@ async def test_one_json_log_line_per_review_without_object_contents(
     assert isinstance(entry["latency_ms"], float) and isinstance(entry["warnings"], int)
     assert isinstance(entry["rules"], list)
     for record in caplog.records:
-        text = server.JsonFormatter().format(record)
+        text = logs.JsonFormatter().format(record)
         assert SECRET_VALUE not in text and TOKEN not in text
 
 
@@ -495,7 +499,7 @@ def test_the_json_formatter_writes_the_exception_type_not_the_traceback() -> Non
         raise ValueError(f"object contents {SECRET_VALUE}")
     except ValueError:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
-    line = server.JsonFormatter().format(record)
+    line = logs.JsonFormatter().format(record)
     assert json.loads(line)["error"] == "ValueError"
     assert SECRET_VALUE not in line and "Traceback" not in line and "\n" not in line
 
@@ -608,12 +612,12 @@ async def test_config_file_changes_are_picked_up_and_bad_ones_ignored(
         return replace(config, server=replace(config.server, port=9443))
 
     state = state_with(
-        config=override(server.read_config(path)),
+        config=override(resources.read_config(path)),
         config_path=path,
         overrides=override,
         poll_interval=0.01,
     )
-    client = await aiohttp_client(server.create_app(state))
+    client = await aiohttp_client(handlers.create_app(state))
     doc = admission_review(long_named_statefulset())
     assert (await post_review(client, "/validate", doc))["response"]["allowed"] is False
 
@@ -693,7 +697,7 @@ def test_a_busy_port_and_a_failing_cluster_client_exit_2(
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
 
-    async def failing(config: Config) -> server.FactsProvider:
+    async def failing(config: Config) -> facts.FactsProvider:
         raise OSError(2, "No such file or directory")
 
     assert server.main(serve_args(tmp_path), facts_provider_factory=failing) == 2
@@ -703,4 +707,4 @@ def test_a_busy_port_and_a_failing_cluster_client_exit_2(
 
 def test_without_a_cluster_there_are_no_cluster_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    assert server.cluster_facts_factory(default_config()) is server.no_cluster
+    assert facts.cluster_facts_factory(default_config()) is facts.no_cluster
