@@ -43,14 +43,12 @@ def kubeconfig_source(kubeconfig: str | None) -> str | None:
 
 async def client(kubeconfig: str | None) -> Any:
     """An API client (use it with ``async with``); AuditError when there is no usable cluster."""
-    from webhook import kube
+    from webhook import kubeclient
 
     source = kubeconfig_source(kubeconfig)
-    if source and not any(Path(p).expanduser().is_file() for p in source.split(os.pathsep) if p):
-        raise AuditError(f"kubeconfig {source} not found")
     try:
-        api = await kube.api_client(source)
-    except kube.KubeError as exc:
+        api = await kubeclient.api_client(source)
+    except kubeclient.KubeClientError as exc:
         raise AuditError(str(exc)) from None
     except Exception as exc:  # the loader raises a variety of types for broken files
         raise AuditError(
@@ -66,11 +64,13 @@ async def call(awaitable: Any, *, what: str, host: str) -> Any:
     import aiohttp
     from kubernetes_asyncio.client.exceptions import ApiException
 
+    from webhook.kubeclient import api_message
+
     try:
         return await awaitable
     except ApiException as exc:
         status = getattr(exc, "status", None)
-        message = _api_message(exc)
+        message = api_message(exc)
         if status in (401, 403):
             raise AuditError(f"{what}: forbidden ({status}): {message}") from None
         raise AuditError(f"{what}: HTTP {status}: {message}") from None
@@ -80,20 +80,6 @@ async def call(awaitable: Any, *, what: str, host: str) -> Any:
         raise AuditError(
             f"{what}: cannot reach API server {host}: {exc or type(exc).__name__}"
         ) from None
-
-
-def _api_message(exc: Exception) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, bytes | bytearray):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            return " ".join(body.split())[:300]
-        if isinstance(parsed, dict) and parsed.get("message"):
-            return " ".join(str(parsed["message"]).split())
-    return str(getattr(exc, "reason", None) or type(exc).__name__)
 
 
 async def get_json(api: Any, path: str, *, what: str, host: str) -> dict[str, Any]:

@@ -25,7 +25,6 @@ import base64
 import contextlib
 import datetime
 import ipaddress
-import json
 import os
 import secrets
 import sys
@@ -459,29 +458,25 @@ async def inject_ca_bundle(
     (config, not found, forbidden, unreachable) is raised as :class:`CertError`.
     """
     # Imported here: kubernetes_asyncio is slow to import and only this command needs it.
-    from kubernetes_asyncio import client, config
-    from kubernetes_asyncio.config.config_exception import ConfigException
+    from kubernetes_asyncio import client
+
+    from webhook import kubeclient
 
     bundle = base64.b64encode(ca_pem).decode("ascii")
-    cfg = client.Configuration()
     source = kubeconfig or os.environ.get("KUBECONFIG") or None
-    if source and not any(Path(p).expanduser().is_file() for p in source.split(os.pathsep) if p):
-        raise CertError(f"kubeconfig {source} not found")
     try:
-        if source:
-            await config.load_kube_config(config_file=source, client_configuration=cfg)
-        else:
-            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
-        where = f"kubeconfig {source}" if source else "in-cluster config"
-        raise CertError(f"cannot load {where}: {exc}") from exc
-
+        connection = await kubeclient.api_client(source)
+    except kubeclient.KubeClientError as exc:
+        raise CertError(str(exc)) from None
+    if connection is None:
+        raise CertError("no cluster: pass --kubeconfig, set $KUBECONFIG, or run in a pod")
+    cfg = connection.configuration
     host = getattr(cfg, "host", "?")
     kind_m = "MutatingWebhookConfiguration"
     kind_v = "ValidatingWebhookConfiguration"
     lines: list[str] = []
     try:
-        async with client.ApiClient(configuration=cfg) as api_client:
+        async with connection as api_client:
             api = client.AdmissionregistrationV1Api(api_client)
             current_m = await _call(
                 api.read_mutating_webhook_configuration(mutating, _request_timeout=timeout),
@@ -538,11 +533,13 @@ async def _call(awaitable: Any, *, what: str, host: str) -> Any:
     import aiohttp
     from kubernetes_asyncio.client.exceptions import ApiException
 
+    from webhook import kubeclient
+
     try:
         return await awaitable
     except ApiException as exc:
         status = getattr(exc, "status", None)
-        message = _api_message(exc)
+        message = kubeclient.api_message(exc)
         if status == 404:
             raise CertError(f"{what} not found") from exc
         if status in (401, 403):
@@ -554,20 +551,6 @@ async def _call(awaitable: Any, *, what: str, host: str) -> Any:
         raise CertError(f"cannot reach API server {host}: {exc or type(exc).__name__}") from exc
     except TimeoutError as exc:
         raise CertError(f"timed out talking to API server {host} about {what}") from exc
-
-
-def _api_message(exc: Exception) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, bytes | bytearray):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            return _one_line(body)[:300]
-        if isinstance(parsed, dict) and parsed.get("message"):
-            return _one_line(str(parsed["message"]))
-    return _one_line(str(getattr(exc, "reason", None) or type(exc).__name__))
 
 
 # --------------------------------------------------------------------------- CLI

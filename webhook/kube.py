@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from kubernetes_asyncio import client, watch
-from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from webhook import policy
+from webhook import kubeclient, policy
 from webhook.config import Config
 
 log = logging.getLogger("pf_webhook.kube")
@@ -176,21 +174,10 @@ class ClusterFacts:
 
 async def api_client(kubeconfig: str | None) -> client.ApiClient | None:
     """A client for the configured cluster: a kubeconfig file, else in-cluster, else None."""
-    configuration = client.Configuration()
     try:
-        if kubeconfig:
-            await kube_config.load_kube_config(
-                config_file=kubeconfig, client_configuration=configuration
-            )
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            return None
-    except (kube_config.ConfigException, OSError, ValueError) as exc:
-        raise KubeError(
-            f"cannot load Kubernetes client configuration from {kubeconfig or 'the pod'}: {exc}"
-        ) from None
-    return client.ApiClient(configuration=configuration)
+        return await kubeclient.api_client(kubeconfig)
+    except kubeclient.KubeClientError as exc:
+        raise KubeError(str(exc)) from None
 
 
 async def create_provider(config: Config, kubeconfig: str | None = None) -> ClusterFacts | None:
