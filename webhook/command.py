@@ -104,11 +104,6 @@ def get_flag(script: str, flag: str) -> str | None:
     return None
 
 
-def has_flag(script: str, flag: str) -> bool:
-    tokens = tokenize(script)
-    return any(t.text == flag for t in tokens[_instance_start(tokens, script) :])
-
-
 def set_flag(script: str, flag: str, value: str) -> str:
     """Give `flag` the value `value`: replace it where present, else append it at the end."""
     tokens = tokenize(script)

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from webhook import command
 
-ANNOTATION_PREFIX = "pf-webhook/"
 ENABLED_ANNOTATION = "pf-webhook/enabled"
 SECRETS_ANNOTATION = "pf-webhook/secrets"
 OPTIONS_ANNOTATION = "pf-webhook/custom-runtime-options"

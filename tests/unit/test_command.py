@@ -118,7 +118,7 @@ def test_a_backslash_inside_double_quotes_is_kept_as_sh_keeps_it() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# get_flag / has_flag
+# get_flag
 
 GET_FLAG = [
     pytest.param(JAVA, "--jar", "/pulsar/api-examples.jar", id="java-jar"),
@@ -158,7 +158,6 @@ def test_get_flag_reads_the_instance_flags_of_a_worker_command(
     script: str, flag: str, value: str | None
 ) -> None:
     assert command.get_flag(script, flag) == value
-    assert command.has_flag(script, flag) is (value is not None)
 
 
 def test_a_python_function_named_exec_keeps_its_details_readable() -> None:

@@ -945,7 +945,7 @@ def test_a_go_function_gets_the_auth_settings_in_its_instance_conf() -> None:
     assert conf["tlsTrustCertsFilePath"] == "/etc/auth/ca.crt"
     assert {k: v for k, v in conf.items() if k in before} == before
     for flag in ("--client_auth_plugin", "--client_auth_params", "--tls_trust_cert_path"):
-        assert not command.has_flag(script, flag)
+        assert command.get_flag(script, flag) is None
     assert mutation.mutate(result.obj, _sa_config(**WITH_CA)).obj == result.obj
 
 
