@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit e2e controlplane bench clean
+.PHONY: run test lint unit e2e controlplane bench clean pulsar-fixtures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ e2e: $(STAMP) controlplane
 
 test: lint $(STAMP) controlplane
 	PF_WEBHOOK_CONTROLPLANE="$$(tests/controlplane/build.sh)" $(BIN)/pytest $(PYTEST_ARGS)
+
+# Regenerate tests/pulsar-fixtures/*.json from Pulsar's own worker classes (needs a JDK and Maven)
+pulsar-fixtures: $(STAMP)
+	$(BIN)/python -m tests.pulsar_cases
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
