@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from webhook import customizer, labels, naming, quantity, tokens, workload
+from webhook import customizer, labels, naming, quantity, selector, tokens, workload
 from webhook.analysis import Analysis, Refusal, analyse
 from webhook.config import Action, Config, Resources
 from webhook.findings import Finding
@@ -71,9 +71,42 @@ def needed_secrets(obj: Any, config: Config) -> tuple[set[str], set[str]]:
     return refs, cas
 
 
+def _decide(findings: list[Finding], config: Config) -> tuple[Decision, ...]:
+    decisions = []
+    for finding in findings:
+        action = config.action(finding.rule)
+        if action != "off":
+            decisions.append(Decision(finding.rule, action, finding.path, finding.message))
+    return tuple(dict.fromkeys(decisions))
+
+
+def validate_service(obj: Any, config: Config) -> ValidationResult:
+    """A function's Service: its name, its labels and selector, and no selector-key override."""
+    problem = workload.service_shape_error(obj)
+    if problem:
+        return ValidationResult(refusal=f"object of the wrong shape: {problem}", is_function=True)
+    obj = workload.without_nulls(obj)
+    findings = labels.check(obj, config.label_style)
+    name = obj["metadata"].get("name")
+    if name is not None and not naming.is_dns1035_label(name):
+        findings.append(
+            Finding(
+                "naming/service-name",
+                "metadata.name",
+                f"{name!r} is not a DNS-1035 label (start with a letter; lower-case alphanumerics and '-'; at most 63)",
+            )
+        )
+    for override in selector.find(obj):
+        source = selector.option_source(override.key, None, config)
+        findings.append(Finding(selector.RULE, override.path, selector.message(override, source)))
+    return ValidationResult(decisions=_decide(findings, config), is_function=True)
+
+
 def validate(
     obj: Any, config: Config, *, facts: ClusterFacts | None = None, namespace: str | None = None
 ) -> ValidationResult:
+    if workload.is_function_service(obj):
+        return validate_service(obj, config)
     if not workload.is_function_workload(obj):
         return ValidationResult()
     try:
@@ -82,12 +115,7 @@ def validate(
         return ValidationResult(refusal=str(exc), is_function=True)
     obj = workload.without_nulls(obj)  # null means absent, as the API server reads it
     findings = list(_findings(obj, analysis, config, facts=facts, namespace=namespace))
-    decisions = []
-    for finding in findings:
-        action = config.action(finding.rule)
-        if action != "off":
-            decisions.append(Decision(finding.rule, action, finding.path, finding.message))
-    return ValidationResult(decisions=tuple(dict.fromkeys(decisions)), is_function=True)
+    return ValidationResult(decisions=_decide(findings, config), is_function=True)
 
 
 def _findings(
@@ -101,6 +129,7 @@ def _findings(
     pod = obj["spec"]["template"]["spec"]
     found: list[Finding] = list(analysis.details_findings)
     found += labels.check(obj, config.label_style)
+    found += _selector_overrides(obj, analysis, config)
     found += _names(obj, analysis)
     if config.secrets_enabled:
         found += analysis.secret_findings
@@ -118,6 +147,38 @@ def _findings(
     found += _job_namespace(obj, analysis, config, namespace)
     if facts is not None:
         found += _cluster(obj, analysis, config, facts)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# selector keys
+
+
+def _selector_overrides(
+    obj: Mapping[str, Any], analysis: Analysis, config: Config
+) -> list[Finding]:
+    """Labels, or extraLabels the function asks for, that differ from the selector."""
+    found = []
+    for override in selector.find(obj):
+        source = selector.option_source(override.key, analysis.options, config)
+        found.append(Finding(selector.RULE, override.path, selector.message(override, source)))
+    if config.customizer_enabled:
+        chosen, _ = selector.selector_of(obj)
+        merged = analysis.merged_options(config)
+        for key, raw in merged.extra_labels.items():
+            selected = chosen.get(key)
+            if selected is None or naming.to_label_value(raw, config.label_style) == selected:
+                continue
+            override = selector.Override(key, raw, str(selected), "spec.selector.matchLabels")
+            source = selector.option_source(key, analysis.options, config)
+            if not any(f.message == selector.message(override, source) for f in found):
+                found.append(
+                    Finding(
+                        selector.RULE,
+                        f"{analysis.details.options_source or 'customRuntimeOptions'}.extraLabels.{key}",
+                        selector.message(override, source),
+                    )
+                )
     return found
 
 
