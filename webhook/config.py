@@ -7,7 +7,6 @@ there is an error naming the key. Every error is one line: `<key path>: <problem
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 from collections.abc import Mapping
@@ -488,7 +487,9 @@ def _token_expiration(value: object, path: str) -> int:
     raise refused
 
 
-def _auth_provider_config(section: Mapping[str, Any], path: str) -> dict[str, Any]:
+def _auth_provider_config(
+    section: Mapping[str, Any], path: str, *, strict: bool = True, notes: list[str] | None = None
+) -> dict[str, Any]:
     """kubernetesFunctionAuthProviderConfig, with the worker's own messages for what it refuses.
 
     Unset expiration: the worker writes 0, which Kubernetes refuses; we use 3600 (a deliberate
@@ -508,9 +509,15 @@ def _auth_provider_config(section: Mapping[str, Any], path: str) -> dict[str, An
         )
     expiration = DEFAULT_TOKEN_EXPIRATION
     if expiration_raw is not None:
-        expiration = _token_expiration(
-            expiration_raw, f"{path}.serviceAccountTokenExpirationSeconds"
-        )
+        where = f"{path}.serviceAccountTokenExpirationSeconds"
+        try:
+            expiration = _token_expiration(expiration_raw, where)
+        except ConfigError as exc:
+            if strict:
+                raise
+            expiration = _int(expiration_raw, where)
+            if notes is not None:
+                notes.append(f"{exc} (not read by the worker while its auth provider is off)")
         if expiration < MIN_TOKEN_EXPIRATION:
             raise ConfigError(
                 f"{path}.serviceAccountTokenExpirationSeconds: {expiration} is under "
@@ -741,11 +748,11 @@ def from_mapping(doc: Mapping[str, Any]) -> Config:
     changes["custom_labels"] = _str_map(factory.get("customLabels"), where("customLabels"))
     auth_path = where("kubernetesFunctionAuthProviderConfig")
     auth_section = _map(factory.get("kubernetesFunctionAuthProviderConfig"), auth_path)
-    if changes.get("tokens_enabled"):
-        changes.update(_auth_provider_config(auth_section, auth_path))
-    else:  # the worker does not read it: neither do we refuse what it would not read
-        with contextlib.suppress(ConfigError):
-            changes.update(_auth_provider_config(auth_section, auth_path))
+    # The worker reads this section only when it uses the service-account provider; then we
+    # refuse what it refuses, with its message. Otherwise a number is read as before (audits
+    # compare tokens with it), with a note that the worker would refuse it once enabled.
+    strict = bool(changes.get("tokens_enabled"))
+    changes.update(_auth_provider_config(auth_section, auth_path, strict=strict, notes=notes))
 
     options, option_notes = parse_runtime_options(
         _map(doc.get("runtimeCustomizerConfig"), "runtimeCustomizerConfig"),
