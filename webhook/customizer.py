@@ -9,11 +9,10 @@ never leak into another's (Pulsar #19478 and its residual resource leak).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from webhook import naming, quantity
+from webhook import gson, naming, quantity
 from webhook.config import Config, ConfigError, RuntimeOptions, parse_runtime_options
 from webhook.findings import Finding
 
@@ -23,23 +22,18 @@ def parse(
 ) -> tuple[RuntimeOptions | None, dict[str, Any], list[Finding], list[str]]:
     """(options, the raw JSON object, customizer/options findings, notes) for a JSON string.
 
-    Like Pulsar's Gson parsing: empty or `null` means no options; a non-object is an error.
+    Read as Pulsar reads them, with lenient Gson (single quotes, unquoted names, numbers kept
+    as written): empty or `null` means no options; a non-object is an error.
     """
     if raw is None or raw.strip() in ("", "null"):
         return None, {}, [], []
     try:
-        doc = json.loads(raw)
-    except json.JSONDecodeError as exc:
+        doc = gson.loads(raw)
+    except gson.GsonError as exc:
         return (
             None,
             {},
-            [
-                Finding(
-                    "customizer/options",
-                    source,
-                    f"not valid JSON: {exc.msg} at character {exc.pos}",
-                )
-            ],
+            [Finding("customizer/options", source, f"not valid JSON, even read leniently: {exc}")],
             [],
         )
     if doc is None:
@@ -108,7 +102,11 @@ def apply(
             )
             continue
         for index, meta in enumerate(metas):
-            found = _put(meta.setdefault("labels", {}), key, value, "label")
+            labels = meta.setdefault("labels", {})
+            if labels.get(key) == value:
+                continue  # already converted (reinvocation)
+            # the raw value: labels.convert converts it and records it in original-labels
+            found = _put(labels, key, raw, "label")
             warnings.extend(found if index == 0 else [])
     for key, value in options.extra_annotations.items():
         for index, meta in enumerate(metas):
@@ -116,11 +114,15 @@ def apply(
             warnings.extend(found if index == 0 else [])
     for key, value in options.node_selector_labels.items():
         warnings.extend(_put(pod.setdefault("nodeSelector", {}), key, value, "nodeSelector"))
-    if options.tolerations:
-        tolerations: list[Any] = pod.setdefault("tolerations", [])
-        for toleration in options.tolerations:
-            if dict(toleration) not in tolerations:
-                tolerations.append(dict(toleration))
+    if options.tolerations or pod.get("tolerations"):
+        tolerations: list[Any] = []
+        # exact duplicates dropped, the worker's own included (it appends options to its
+        # three defaults without checking)
+        for toleration in [*(pod.get("tolerations") or []), *map(dict, options.tolerations)]:
+            if toleration not in tolerations:
+                tolerations.append(toleration)
+        if tolerations != pod.get("tolerations"):
+            pod["tolerations"] = tolerations
     if options.resource_requirements:
         warnings.extend(_resources(container, options.resource_requirements))
     return warnings

@@ -303,15 +303,18 @@ def pulsar_resource_messages(
             )
     if granularity is not None:
         cpu_multiple = ram_multiple = None
-        if granularity.cpu:
-            cpu_millis, grain = _java_round(1000 * cpu), _java_round(1000 * granularity.cpu)
-            if cpu_millis <= 0 or grain <= 0 or cpu_millis % grain:
+        # A granularity that rounds to 0 millicores, or is negative, skips the check (as the
+        # worker does: Pulsar 4.0.7, tests/pulsar-fixtures and test_pulsar_vectors)
+        grain = _java_round(1000 * granularity.cpu) if granularity.cpu is not None else 0
+        if grain > 0:
+            cpu_millis = _java_round(1000 * cpu)
+            if cpu_millis <= 0 or cpu_millis % grain:
                 messages.append(
-                    f"Per instance cpu requested, {java_double(cpu)}, for function should be positive and a multiple of the granularity, {java_double(granularity.cpu)}"
+                    f"Per instance cpu requested, {java_double(cpu)}, for function should be positive and a multiple of the granularity, {java_double(granularity.cpu or 0.0)}"
                 )
             else:
                 cpu_multiple = cpu_millis // grain
-        if granularity.ram:
+        if granularity.ram is not None and granularity.ram > 0:
             if ram <= 0 or ram % granularity.ram:
                 messages.append(
                     f"Per instance ram requested, {ram}, for function should be positive and a multiple of the granularity, {granularity.ram}"

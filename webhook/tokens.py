@@ -33,6 +33,12 @@ GO_KEYS = {
     "--tls_trust_cert_path": "tlsTrustCertsFilePath",
 }
 SECRET_FLAGS = {"--client_auth_params"}  # may hold credentials: never echo their values
+# the same settings on the `pulsar-admin ... functions download` the worker puts first
+DOWNLOAD_FLAGS = {
+    "--client_auth_plugin": "--auth-plugin",
+    "--client_auth_params": "--auth-params",
+    "--tls_trust_cert_path": "--tls-trust-cert-path",
+}
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,10 @@ def desired_sources(config: Config) -> list[dict[str, Any]]:
     return sources
 
 
+def _audience(value: object) -> str:
+    return repr(value) if value else "(API server default)"
+
+
 def _is_ca_source(source: Mapping[str, Any]) -> bool:
     secret = source.get("secret")
     if not isinstance(secret, Mapping):
@@ -175,9 +185,9 @@ def project(pod: dict[str, Any], container: dict[str, Any], config: Config) -> l
             != wanted[0]["serviceAccountToken"]["expirationSeconds"]
         ):
             warnings.append(
-                f"volume {VOLUME}: token audience {old_token.get('audience')!r}, "
+                f"volume {VOLUME}: token audience {_audience(old_token.get('audience'))}, "
                 f"expiration {old_token.get('expirationSeconds')} set to the configured "
-                f"{config.token_audience!r}, {config.token_expiration_seconds}"
+                f"{_audience(config.token_audience)}, {config.token_expiration_seconds}"
             )
         others = [
             s
@@ -245,6 +255,7 @@ def set_auth_flags(container: dict[str, Any], config: Config) -> list[str]:
         if current not in (None, "", value):
             shown = "(previous value not shown)" if flag in SECRET_FLAGS else str(current)
             warnings.append(f"{flag}: replaced {shown} with {value}")
+    script = _set_download_flags(script, auth_flags(config))
     if conf is not None:
         new_script = command.set_json_flag(script, "-instance-conf", conf)
         if command.get_json_flag(new_script, "-instance-conf") != command.get_json_flag(
@@ -254,6 +265,26 @@ def set_auth_flags(container: dict[str, Any], config: Config) -> list[str]:
     if script != cmd[-1]:
         cmd[-1] = script
     return warnings
+
+
+def _set_download_flags(script: str, flags: Mapping[str, str]) -> str:
+    """Give the download step (the first command of the script) the same credentials as the
+    instance: the worker writes both from one auth config. Only flags already there change."""
+    try:
+        tokens = command.tokenize(script)
+    except command.CommandError:
+        return script
+    edits: list[tuple[int, int, str]] = []
+    for index, token in enumerate(tokens[:-1]):
+        if script[token.start : token.end] in ("&&", "||", ";", "|"):
+            break
+        for flag, download_flag in DOWNLOAD_FLAGS.items():
+            target = tokens[index + 1]
+            if token.text == download_flag and flag in flags and target.text != flags[flag]:
+                edits.append((target.start, target.end, command.quote(flags[flag])))
+    for start, end, text in reversed(edits):
+        script = script[:start] + text + script[end:]
+    return script
 
 
 # ---------------------------------------------------------------------------------------------
