@@ -43,6 +43,7 @@ class Case:
     # what the e2e expects of start() through our webhooks: "ok" or the rule that denies
     expect: str = "ok"
     e2e: bool = True
+    config_file: Path | None = None  # instead of configs/<config>.yml
 
     def function(self) -> dict[str, Any]:
         fn: dict[str, Any] = {
@@ -71,10 +72,13 @@ class Case:
             fn["resources"] = self.resources
         return fn
 
+    def config_path(self) -> Path:
+        return self.config_file or CONFIGS / f"{self.config}.yml"
+
     def harness_case(self, config_path: Path | None = None) -> dict[str, Any]:
         return {
             "id": self.id,
-            "workerConfig": str(config_path or CONFIGS / f"{self.config}.yml"),
+            "workerConfig": str(config_path or self.config_path()),
             "function": self.function(),
             "authData": self.auth_data,
         }
@@ -109,7 +113,7 @@ CASES: tuple[Case, ...] = (
         "sa-token-ca",
         options=(
             "{'extraLabels': {team: 'data eng', size: 1.50, big: 1e3, gone: null},"
-            " tolerations: [{key: 'spot', operator: 'Exists', tolerationSeconds: 30.0}],"
+            " tolerations: [{key: 'spot', operator: Exists, effect: NoExecute, tolerationSeconds: 30.0}],"
             " resourceRequirements: {limits: {cpu: '2', 'nvidia.com/gpu': '1'}}}"
         ),
     ),
@@ -132,6 +136,14 @@ CASES: tuple[Case, ...] = (
     _override("tenant"),
     _override("namespace"),
     Case("token-secret", "token-secret", auth_data="abc123", e2e=False),
+    Case(
+        "example-config",
+        "example",
+        secrets=SECRETS,
+        options={"extraLabels": {"team": "data"}},
+        config_file=FIXTURES.parent.parent / "examples" / "functions_worker.yml",
+        e2e=False,
+    ),
     Case(
         "legacy-block",
         "legacy",

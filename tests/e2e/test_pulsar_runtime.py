@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from controlplane import ControlPlane
 
 from tests import pulsar_cases, pulsar_harness
@@ -152,9 +151,7 @@ def run(
 
 def _posts(result: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [
-        r
-        for r in result["requests"]
-        if r["method"] == "POST" and r["path"].endswith(f"/{kind}")
+        r for r in result["requests"] if r["method"] == "POST" and r["path"].endswith(f"/{kind}")
     ]
 
 
@@ -174,9 +171,7 @@ def test_no_request_of_the_worker_is_ever_answered_422(run: Run) -> None:
         assert 422 not in statuses, (case_id, statuses)
 
 
-@pytest.mark.parametrize(
-    "case", [c for c in E2E_CASES if c.expect == "ok"], ids=lambda c: c.id
-)
+@pytest.mark.parametrize("case", [c for c in E2E_CASES if c.expect == "ok"], ids=lambda c: c.id)
 def test_start_succeeds_and_service_and_statefulset_select_the_same_pods(
     run: Run, case: pulsar_cases.Case
 ) -> None:
@@ -229,3 +224,16 @@ def test_a_selector_key_override_is_denied_with_our_rule_naming_the_option(
     assert "[customizer/options]" in message
     assert f"extraLabels.{key}" in message
     assert not _posts(result, "statefulsets"), "the worker gave up at its Service"
+
+
+def test_the_checked_in_fixtures_are_what_pulsar_renders_today(
+    pulsar_harness_command: list[str],
+) -> None:
+    results = pulsar_harness.run(
+        pulsar_harness_command, "render", [c.harness_case() for c in pulsar_cases.CASES]
+    )
+    for case in pulsar_cases.CASES:
+        rendered = pulsar_cases.fixture(results[case.id])
+        assert rendered == pulsar_cases.load_fixture(case.id), (
+            f"{case.id}: tests/pulsar-fixtures is stale; run make pulsar-fixtures"
+        )

@@ -285,7 +285,12 @@ def test_a_file_with_only_a_webhook_section_keeps_the_built_in_feature_defaults(
             id="token-secret",
         ),
         pytest.param(
-            {"functionAuthProviderClassName": SA}, False, False, False, False, id="sa-token-auth-off"
+            {"functionAuthProviderClassName": SA},
+            False,
+            False,
+            False,
+            False,
+            id="sa-token-auth-off",
         ),
         pytest.param(
             {"authenticationEnabled": False, "functionAuthProviderClassName": SECRETS_TOKEN},
@@ -420,9 +425,7 @@ def test_the_token_expiration_defaults_to_3600_not_pulsars_0() -> None:
     assert cfg.token_expiration_seconds == 3600
 
 
-def test_quantities_as_yaml_numbers_in_the_customizer_config_are_refused_as_by_the_worker() -> (
-    None
-):
+def test_quantities_as_yaml_numbers_in_the_customizer_config_are_refused_as_by_the_worker() -> None:
     message = _error(
         f"runtimeCustomizerClassName: {BASIC}\n"
         "runtimeCustomizerConfig: {resourceRequirements: {limits: {cpu: 2}}}\n"
