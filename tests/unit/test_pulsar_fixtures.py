@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import pulsar_cases
-from webhook import command, config, mutation, naming, policy, workload
+from webhook import cli, command, config, mutation, naming, policy, workload
 from webhook.config import Config, Resources
 
 CASES = {case.id: case for case in pulsar_cases.CASES}
@@ -244,3 +245,23 @@ def test_the_token_warning_never_says_none() -> None:
     [line] = [w for w in warnings if "token audience" in w]
     assert "None" not in line
     assert "(API server default)" in line
+
+
+def test_mutate_on_a_body_captured_from_the_worker_without_kind_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = tmp_path / "sts.json"
+    body.write_text(json.dumps(pulsar_cases.load_fixture("java")["statefulset"]))
+    assert cli.main(["mutate", "-f", str(body)]) == 1
+    assert "no kind" in capsys.readouterr().err
+
+
+def test_mutate_reports_a_selector_override_denial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, sts = _objects("override-name")
+    body = tmp_path / "sts.json"
+    body.write_text(json.dumps(sts))
+    config_file = CASES["override-name"].config_path()
+    assert cli.main(["mutate", "-f", str(body), "--config", str(config_file)]) == 1
+    assert "[customizer/options]" in capsys.readouterr().err

@@ -8,11 +8,10 @@ import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
- * A stand-in for the Kubernetes API server that records what the worker's client sends.
+ * A stand-in for the Kubernetes API server (what the worker's client sends is recorded on the
+ * client side, by {@link Recorder}).
  *
  * <p>Every POST is answered 201 with the body it carried (what an API server without admission
  * would store, minus defaulting), so the worker's {@code start()} proceeds exactly as against a
@@ -20,26 +19,17 @@ import java.util.List;
  */
 final class CaptureServer implements AutoCloseable {
 
-    /** One request as it arrived: method, path and the raw JSON body. */
-    record Request(String method, String path, String body) {}
-
     private final HttpServer server;
-    private final List<Request> requests = new ArrayList<>();
 
     CaptureServer() throws IOException {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
         server.createContext("/", this::handle);
+        server.setExecutor(java.util.concurrent.Executors.newFixedThreadPool(4));
         server.start();
     }
 
     String url() {
         return "http://127.0.0.1:" + server.getAddress().getPort();
-    }
-
-    synchronized List<Request> take() {
-        List<Request> copy = new ArrayList<>(requests);
-        requests.clear();
-        return copy;
     }
 
     private void handle(HttpExchange exchange) throws IOException {
@@ -48,9 +38,6 @@ final class CaptureServer implements AutoCloseable {
             body = new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
         String method = exchange.getRequestMethod();
-        synchronized (this) {
-            requests.add(new Request(method, exchange.getRequestURI().getPath(), body));
-        }
         int status;
         byte[] answer;
         if ("POST".equals(method)) {

@@ -15,9 +15,14 @@ import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Collections;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import org.apache.commons.lang3.StringUtils;
 import org.apache.pulsar.common.functions.FunctionConfig;
 import org.apache.pulsar.common.util.ObjectMapperFactory;
@@ -59,6 +64,7 @@ public final class Harness {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     static final String WORKER_CLASSPATH = "/pulsar/conf:/pulsar/lib/*";
+    private static final int PARALLEL = 8;
 
     private Harness() {}
 
@@ -74,16 +80,25 @@ public final class Harness {
         System.setProperty("java.class.path", WORKER_CLASSPATH);
         JsonNode cases = JSON.readTree(new File(args[1]));
         int failures = 0;
+        // Cases are independent (each has its own factory, runtime and client); most of a
+        // refused case's time is the worker's own retry sleeps, so they run side by side.
+        ExecutorService pool = Executors.newFixedThreadPool(PARALLEL);
         try (CaptureServer capture = render ? new CaptureServer() : null;
              PrintStream out = new PrintStream(Files.newOutputStream(Path.of(args[2])), true,
                      StandardCharsets.UTF_8)) {
+            List<Future<ObjectNode>> running = new ArrayList<>();
             for (JsonNode item : cases) {
-                ObjectNode result = runCase(item, capture);
+                running.add(pool.submit(() -> runCase(item, capture)));
+            }
+            for (Future<ObjectNode> future : running) {
+                ObjectNode result = future.get();
                 out.println(JSON.writeValueAsString(result));
                 if (!"ok".equals(result.path("stage").asText())) {
                     failures++;
                 }
             }
+        } finally {
+            pool.shutdownNow();
         }
         System.err.println("harness: " + cases.size() + " case(s), " + failures + " not started");
         // gRPC channels and client threads of the started runtimes are not ours to stop.
@@ -137,9 +152,6 @@ public final class Harness {
                     result.set(kind, parse(exchange.requestBody()));
                 }
             }
-        }
-        if (capture != null) {
-            capture.take();
         }
         return result;
     }
@@ -198,12 +210,20 @@ public final class Harness {
         return factory;
     }
 
-    /** Observe the worker's client; in render mode, point it at the in-process stand-in. */
-    private static void attach(KubernetesRuntimeFactory factory, Recorder recorder, CaptureServer capture) {
-        ApiClient client = factory.getAppsClient().getApiClient();
+    /**
+     * Observe the worker's client. In start mode it is a client of its own per case, built as
+     * the worker builds it ({@code Config.defaultClient()}, from $KUBECONFIG): the factory's
+     * default client is a global that cases running side by side would share. In render mode
+     * it points at the in-process stand-in.
+     */
+    private static void attach(KubernetesRuntimeFactory factory, Recorder recorder, CaptureServer capture)
+            throws java.io.IOException {
+        ApiClient client;
         if (capture != null) {
             client = new ApiClient();
             client.setBasePath(capture.url());
+        } else {
+            client = io.kubernetes.client.util.Config.defaultClient();
         }
         client.setHttpClient(client.getHttpClient().newBuilder().addInterceptor(recorder).build());
         factory.setAppsClient(new AppsV1Api(client));
