@@ -80,8 +80,11 @@ def _decide(findings: list[Finding], config: Config) -> tuple[Decision, ...]:
     return tuple(dict.fromkeys(decisions))
 
 
-def validate_service(obj: Any, config: Config) -> ValidationResult:
-    """A function's Service: its name, its labels and selector, and no selector-key override."""
+def validate_service(
+    obj: Any, config: Config, *, facts: ClusterFacts | None = None
+) -> ValidationResult:
+    """A function's Service: its name, its labels and selector, no selector-key override, and
+    (with cluster facts) a selector consistent with the function's StatefulSet."""
     problem = workload.service_shape_error(obj)
     if problem:
         return ValidationResult(refusal=f"object of the wrong shape: {problem}", is_function=True)
@@ -99,14 +102,43 @@ def validate_service(obj: Any, config: Config) -> ValidationResult:
     for override in selector.find(obj):
         source = selector.option_source(override.key, None, config)
         findings.append(Finding(selector.RULE, override.path, selector.message(override, source)))
+    if facts is not None and facts.statefulsets is not None:
+        findings += _service_selects(obj, facts.statefulsets)
     return ValidationResult(decisions=_decide(findings, config), is_function=True)
+
+
+def _service_selects(obj: Mapping[str, Any], others: tuple[OtherStatefulSet, ...]) -> list[Finding]:
+    """The worker names a function's Service and StatefulSet alike: the Service must select
+    that StatefulSet's pods, and no other StatefulSet's. (At CREATE the worker has not sent the
+    StatefulSet yet; this bites on later Services and updates.)"""
+    name = obj["metadata"].get("name")
+    chosen = obj["spec"].get("selector") or {}
+    found = []
+    for other in others:
+        if other.name == name and not _selects(chosen, other.template_labels):
+            found.append(
+                Finding(
+                    "naming/selector-collision",
+                    "spec.selector",
+                    f"the Service does not select the pods of its StatefulSet {other.name} (their labels differ); the function would be unreachable",
+                )
+            )
+        elif other.name != name and _selects(chosen, other.template_labels):
+            found.append(
+                Finding(
+                    "naming/selector-collision",
+                    "spec.selector",
+                    f"the Service selects the pods of StatefulSet {other.name} too (labels truncated or converted to the same values); rename this function or give it a distinct jobName",
+                )
+            )
+    return found
 
 
 def validate(
     obj: Any, config: Config, *, facts: ClusterFacts | None = None, namespace: str | None = None
 ) -> ValidationResult:
     if workload.is_function_service(obj):
-        return validate_service(obj, config)
+        return validate_service(obj, config, facts=facts)
     if not workload.is_function_workload(obj):
         return ValidationResult()
     try:

@@ -265,3 +265,32 @@ def test_mutate_reports_a_selector_override_denial(
     config_file = CASES["override-name"].config_path()
     assert cli.main(["mutate", "-f", str(body), "--config", str(config_file)]) == 1
     assert "[customizer/options]" in capsys.readouterr().err
+
+
+def test_with_cluster_facts_the_service_must_select_its_own_statefulsets_pods_only() -> None:
+    case = CASES["java"]
+    cfg = _config(case)
+    service, sts = _objects(case.id)
+    service = mutation.mutate(service, cfg).obj
+    sts = mutation.mutate(sts, cfg).obj
+    name = sts["metadata"]["name"]
+    template = sts["spec"]["template"]["metadata"]["labels"]
+    own = policy.OtherStatefulSet(name, sts["spec"]["selector"]["matchLabels"], template)
+    facts = policy.ClusterFacts(statefulsets=(own,))
+    assert policy.validate(service, cfg, facts=facts).decisions == ()
+    moved = policy.OtherStatefulSet(name, {}, {**template, "name": "other"})
+    lines = [
+        d.line()
+        for d in policy.validate(
+            service, cfg, facts=policy.ClusterFacts(statefulsets=(moved,))
+        ).decisions
+    ]
+    assert lines and "does not select the pods of its StatefulSet" in lines[0]
+    twin = policy.OtherStatefulSet("pf-public-default-twin", {}, template)
+    lines = [
+        d.line()
+        for d in policy.validate(
+            service, cfg, facts=policy.ClusterFacts(statefulsets=(own, twin))
+        ).decisions
+    ]
+    assert lines and "selects the pods of StatefulSet pf-public-default-twin too" in lines[0]
