@@ -34,7 +34,15 @@ import asyncio
 import json
 import sys
 
-from webhook import audit_cluster, audit_jwt, audit_keys, audit_token, configfile
+from webhook import (
+    audit_broker,
+    audit_cluster,
+    audit_jwt,
+    audit_keys,
+    audit_token,
+    broker_config,
+    configfile,
+)
 from webhook.audit_text import AuditError
 from webhook.config import Config, ConfigError
 
@@ -50,6 +58,25 @@ def _load_config(path: str | None) -> Config:
 def _fail(exc: BaseException) -> int:
     print(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
     return 2
+
+
+def _broker_settings(path: str | None) -> broker_config.BrokerSettings | None:
+    """The broker's OpenID settings from --broker-config (broker.conf or PULSAR_PREFIX_* env)."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(broker_config.MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise AuditError(f"--broker-config {path}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AuditError(f"--broker-config {path}: not UTF-8 text") from None
+    try:
+        return broker_config.parse(text, path)
+    except broker_config.BrokerConfigError as exc:
+        raise AuditError(str(exc)) from None
 
 
 async def _key_source(args: argparse.Namespace) -> audit_keys.KeySource | None:
@@ -72,7 +99,10 @@ def _cmd_token(args: argparse.Namespace) -> int:
         if not audiences and config is not None:
             audiences = list(config.allowed_audiences)
         max_lifetime = config.max_expiration_seconds if config is not None else 86400
+        broker = _broker_settings(args.broker_config)
         keys = asyncio.run(_key_source(args))
+        if broker is not None:
+            return _broker_answer(args, token, broker, keys)
         report = audit_token.audit_token(
             token,
             keys=keys,
@@ -88,6 +118,27 @@ def _cmd_token(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(audit_token.render_token_text(report))
     return report.exit_code
+
+
+def _broker_answer(
+    args: argparse.Namespace,
+    token: audit_jwt.ParsedToken,
+    broker: broker_config.BrokerSettings,
+    keys: audit_keys.KeySource | None,
+) -> int:
+    """``audit token --broker-config``: one line, the broker's answer."""
+    api = (
+        audit_broker.ApiServer(host=keys.api_host, issuer=keys.document_issuer)
+        if keys is not None and keys.api_host is not None
+        else None
+    )
+    verdict = audit_broker.broker_verdict(token, broker, keys=keys, api=api, now=args.now)
+    if args.output == "json":
+        doc = {"broker": verdict.as_json(), "brokerConfig": broker.source}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        sys.stdout.write(verdict.line() + "\n")
+    return verdict.exit_code
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
@@ -139,6 +190,12 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     tok.add_argument("--config", metavar="F", help="functions_worker.yml (audiences, max lifetime)")
     tok.add_argument("--ca-file", metavar="F", help="CA bundle for https --issuer/--jwks URLs")
+    tok.add_argument(
+        "--broker-config",
+        metavar="F",
+        help="broker.conf or Helm values (PULSAR_PREFIX_openID*): answer in one line whether "
+        "the broker's OpenID provider accepts the token, and as which role",
+    )
     tok.add_argument("-o", "--output", choices=("text", "json"), default="text")
     tok.add_argument("--now", type=float, metavar="UNIX", help="check times as of this moment")
     tok.set_defaults(handler=_cmd_token)
