@@ -144,20 +144,40 @@ def _broker_answer(
 def _cmd_cluster(args: argparse.Namespace) -> int:
     if args.limit < 1:
         return _fail(AuditError(f"--limit must be at least 1, got {args.limit}"))
+    if args.warn_days < 0:
+        return _fail(AuditError(f"--warn-days must be at least 0, got {args.warn_days}"))
     try:
         config = _load_config(args.config)
-        rows, scanned = asyncio.run(
-            audit_cluster.scan_cluster(args.kubeconfig, args.namespace, config)
+        broker = _broker_settings(args.broker_config)
+        scan = asyncio.run(
+            audit_cluster.scan_cluster(
+                args.kubeconfig,
+                args.namespace,
+                config,
+                warn_days=args.warn_days,
+                broker=broker,
+                now=args.now,
+            )
         )
     except (AuditError, ConfigError) as exc:
         return _fail(exc)
     scope = f"namespace {args.namespace}" if args.namespace else "all namespaces"
-    report = audit_cluster.cluster_report(rows, scanned=scanned, limit=args.limit, scope=scope)
+    report = audit_cluster.cluster_report(
+        scan.rows,
+        scanned=scan.scanned,
+        limit=args.limit,
+        scope=scope,
+        with_grants=args.grants,
+        orphan_pods=scan.orphan_pods,
+        pods_scanned=scan.pods_scanned,
+        warn_days=args.warn_days,
+        broker=broker.source if broker is not None else None,
+    )
     if args.output == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         sys.stdout.write(audit_cluster.render_cluster_text(report, limit=args.limit))
-    return 0 if report["allowed"] else 1
+    return 0 if report["ok"] else 1
 
 
 def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -214,4 +234,23 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="N",
         help=f"at most N functions listed (default {DEFAULT_LIMIT})",
     )
+    clu.add_argument(
+        "--warn-days",
+        type=int,
+        default=audit_cluster.DEFAULT_WARN_DAYS,
+        metavar="D",
+        help="pf-secret-* tokens expiring within D days are reported as expiring "
+        f"(default {audit_cluster.DEFAULT_WARN_DAYS})",
+    )
+    clu.add_argument(
+        "--grants",
+        action="store_true",
+        help="print, per role, the pulsar-admin commands granting exactly what its functions need",
+    )
+    clu.add_argument(
+        "--broker-config",
+        metavar="F",
+        help="broker.conf or Helm values: would the broker accept each function's token?",
+    )
+    clu.add_argument("--now", type=float, metavar="UNIX", help="check expiry as of this moment")
     clu.set_defaults(handler=_cmd_cluster)

@@ -324,7 +324,7 @@ def _verdict(
     if problem is not None:
         return Verdict(accepted=False, code="STARTUP", reason=problem, notes=settings.notes())
     notes = settings.notes()
-    path, endpoints = "", []
+    path, endpoints = "", list[str]()
     try:
         path, endpoints, found = _route(claims.get("iss"), settings, keys, api)
         notes.extend(found)
