@@ -35,7 +35,7 @@ def test_named_account_must_exist() -> None:
     obj = _sts(serviceAccountName="pf-fn")
     assert policy.named_service_account(obj) == "pf-fn"
     assert _rules(obj, policy.ClusterFacts(service_accounts={"pf-fn": True})) == []
-    [(rule, action, message)] = _rules(obj, policy.ClusterFacts(service_accounts={"pf-fn": False}))
+    [(_, action, message)] = _rules(obj, policy.ClusterFacts(service_accounts={"pf-fn": False}))
     assert action == "deny" and "ServiceAccount pf-fn does not exist" in message
     [(_, _, unknown)] = _rules(obj, policy.ClusterFacts(unavailable="timed out"))
     assert unknown == "could not check ServiceAccount pf-fn: timed out"
