@@ -187,7 +187,8 @@ def _check_signature(token: ParsedToken, keys: KeySource) -> None:
 
     kid = token.header.get("kid")
     alg = token.header.get("alg")
-    listed = [k for k in keys.jwks.get("keys") or [] if isinstance(k, Mapping)]
+    raw = keys.jwks.get("keys")
+    listed = [k for k in raw if isinstance(k, Mapping)] if isinstance(raw, list) else []
     jwk = next((k for k in listed if kid is not None and k.get("kid") == kid), None)
     if jwk is None:
         raise _Refused(
@@ -245,7 +246,7 @@ def _route(
         )
     notes: list[str] = []
     if iss in settings.issuers:
-        path = f"openIDAllowedTokenIssuers: GET {iss.rstrip('/')}/.well-known/openid-configuration"
+        path = f"openIDAllowedTokenIssuers: GET {show(iss.rstrip('/'))}/.well-known/openid-configuration"
         if keys is not None and keys.document_issuer not in (None, iss):
             if keys.api_host is None and keys.issuer == iss:  # we read <iss>'s own document
                 raise _Refused(
@@ -274,7 +275,7 @@ def _route(
             "UNSUPPORTED_ISSUER",
             f"Issuer not allowed: {show(iss)} (openIDAllowedTokenIssuers: {allowed})",
         )
-    host = api.host if api is not None else "<the broker's API server>"
+    host = show(api.host) if api is not None else "<the broker's API server>"
     endpoints = [f"GET {host.rstrip('/')}{DISCOVERY_PATH}"]
     if mode == "KUBERNETES_DISCOVER_PUBLIC_KEYS":
         endpoints.append(f"GET {host.rstrip('/')}{JWKS_PATH}")
@@ -282,7 +283,7 @@ def _route(
     else:
         path = (
             "KUBERNETES_DISCOVER_TRUSTED_ISSUER (keys from the issuer's own discovery, "
-            f"GET {iss.rstrip('/')}/.well-known/openid-configuration, without credentials)"
+            f"GET {show(iss.rstrip('/'))}/.well-known/openid-configuration, without credentials)"
         )
     notes.append(
         "the broker calls the API server with its own ServiceAccount (in-cluster config); the "

@@ -10,7 +10,7 @@ Lists are bounded by ``limit``; what is left out is counted, never silently drop
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -676,8 +676,11 @@ class Scan:
     orphan_pods: list[str] = field(default_factory=list)
 
 
-async def _list(api: Any, host: str, kind: str, namespace: str | None) -> list[dict[str, Any]]:
-    """Every object of ``kind`` (StatefulSet or Pod), page by page, as plain dicts."""
+async def _pages(
+    api: Any, host: str, kind: str, namespace: str | None
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every object of ``kind`` (StatefulSet or Pod), one page at a time, as plain dicts: the
+    caller keeps what it needs of a page, so memory stays bounded by the page size."""
     from kubernetes_asyncio import client
 
     by_ns: Any
@@ -694,7 +697,6 @@ async def _list(api: Any, host: str, kind: str, namespace: str | None) -> list[d
         by_ns, everywhere = core.list_namespaced_pod, core.list_pod_for_all_namespaces
         api_version = "v1"
     what = f"listing {kind}s in {namespace}" if namespace else f"listing {kind}s"
-    found: list[dict[str, Any]] = []
     token: str | None = None
     while True:
         kwargs: dict[str, Any] = {"limit": LIST_PAGE, "_request_timeout": 30}
@@ -702,15 +704,17 @@ async def _list(api: Any, host: str, kind: str, namespace: str | None) -> list[d
             kwargs["_continue"] = token
         call = by_ns(namespace, **kwargs) if namespace else everywhere(**kwargs)
         page = await audit_api.call(call, what=what, host=host)
+        found: list[dict[str, Any]] = []
         for item in page.items or []:
             obj = api.sanitize_for_serialization(item)
             if isinstance(obj, dict):
                 obj.setdefault("apiVersion", api_version)  # list items come without them
                 obj.setdefault("kind", kind)
                 found.append(obj)
+        yield found
         token = getattr(page.metadata, "_continue", None) if page.metadata else None
         if not token:
-            return found
+            return
 
 
 async def _read_stored_token(
@@ -768,8 +772,11 @@ async def _api_server(api: Any, host: str) -> tuple[audit_broker.ApiServer, list
     except AuditError:
         return audit_broker.ApiServer(host=host, issuer=None), []
     issuer = doc.get("issuer") if isinstance(doc.get("issuer"), str) else None
+    listed = keyset.get("keys")
     algs = [
-        str(k["alg"]) for k in keyset.get("keys") or [] if isinstance(k, Mapping) and "alg" in k
+        str(k["alg"])
+        for k in (listed if isinstance(listed, list) else [])
+        if isinstance(k, Mapping) and "alg" in k
     ]
     return audit_broker.ApiServer(host=host, issuer=issuer), list(dict.fromkeys(algs))
 
@@ -848,26 +855,29 @@ async def scan_cluster(
     api = await audit_api.client(kubeconfig)
     async with api:
         host = str(getattr(api.configuration, "host", "?"))
-        statefulsets = await _list(api, host, "StatefulSet", namespace)
-        rows = [
-            summarize_workload(obj, config)
-            for obj in statefulsets
-            if workload.is_function_workload(obj)
-        ]
-        scanned = len(statefulsets)
-        del statefulsets
-        pods = await _list(api, host, "Pod", namespace)
+        rows: list[FunctionRow] = []
+        scanned = 0
+        async for page in _pages(api, host, "StatefulSet", namespace):
+            scanned += len(page)
+            rows += [
+                summarize_workload(o, config) for o in page if workload.is_function_workload(o)
+            ]
+        in_namespace: dict[str, list[FunctionRow]] = {}
+        for row in rows:
+            in_namespace.setdefault(row.namespace, []).append(row)
         by_row: dict[str, list[PodRow]] = {}
         orphans: list[str] = []
-        for pod_obj in pods:
-            row = match_pod(pod_obj, rows)
-            if row is not None:
-                by_row.setdefault(row.key, []).append(summarize_pod(pod_obj, row))
-            elif is_function_pod(pod_obj):
-                meta = pod_obj.get("metadata") or {}
-                orphans.append(f"{meta.get('namespace')}/{meta.get('name')}")
-        pods_scanned = len(pods)
-        del pods
+        pods_scanned = 0
+        async for page in _pages(api, host, "Pod", namespace):
+            pods_scanned += len(page)
+            for pod_obj in page:
+                ns = str((pod_obj.get("metadata") or {}).get("namespace"))
+                row = match_pod(pod_obj, in_namespace.get(ns, []))
+                if row is not None:
+                    by_row.setdefault(row.key, []).append(summarize_pod(pod_obj, row))
+                elif is_function_pod(pod_obj):
+                    meta = pod_obj.get("metadata") or {}
+                    orphans.append(f"{meta.get('namespace')}/{meta.get('name')}")
         wanted = sorted(
             {
                 (r.namespace, name)
