@@ -872,9 +872,9 @@ async def scan_cluster(
             pods_scanned += len(page)
             for pod_obj in page:
                 ns = str((pod_obj.get("metadata") or {}).get("namespace"))
-                row = match_pod(pod_obj, in_namespace.get(ns, []))
-                if row is not None:
-                    by_row.setdefault(row.key, []).append(summarize_pod(pod_obj, row))
+                owner = match_pod(pod_obj, in_namespace.get(ns, []))
+                if owner is not None:
+                    by_row.setdefault(owner.key, []).append(summarize_pod(pod_obj, owner))
                 elif is_function_pod(pod_obj):
                     meta = pod_obj.get("metadata") or {}
                     orphans.append(f"{meta.get('namespace')}/{meta.get('name')}")
