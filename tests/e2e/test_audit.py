@@ -649,3 +649,16 @@ def test_cluster_broker_answer_per_function(
     assert answers["own"]["code"] == "UNSUPPORTED_ISSUER"
     text = _cluster(capsys, control_plane, fleet, "--broker-config", other).out
     assert "REFUSED EXPIRED_JWT" in text
+
+
+def test_no_log_line_contains_a_token(
+    control_plane: ControlPlane, minted: Path, fleet: dict[str, Any]
+) -> None:
+    """The API server's own log and audit log (level Metadata: no bodies) hold none of the tokens
+    these tests minted or stored; our CLI output was checked after every call."""
+    tokens = [Hidden(minted.read_text().strip()), *fleet["tokens"].values()]
+    for log in (control_plane.audit_log, control_plane.apiserver_log):
+        text = log.read_text(errors="replace")
+        assert text, f"{log.name} is empty"
+        leaked = any(_leaks(text, token) for token in tokens)
+        assert not leaked, f"a token is in {log.name}"
