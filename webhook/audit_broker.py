@@ -47,12 +47,17 @@ class Verdict:
     endpoints: list[str] = field(default_factory=list)  # API-server endpoints it would read
     notes: list[str] = field(default_factory=list)
     undetermined: bool = False  # we could not learn what the broker would see
+    warnings: list[str] = field(default_factory=list)  # settings that make the answer moot
 
     @property
     def exit_code(self) -> int:
         return 0 if self.accepted else 1
 
     def line(self) -> str:
+        moot = "".join(f"; BUT {w}" for w in self.warnings)
+        return self._line() + moot
+
+    def _line(self) -> str:
         via = f" via {self.path}" if self.path else ""
         reads = f"; the broker reads {', '.join(self.endpoints)}" if self.endpoints else ""
         if self.accepted:
@@ -73,6 +78,7 @@ class Verdict:
             "keys": self.path or None,
             "apiServerEndpoints": list(self.endpoints),
             "notes": list(self.notes),
+            "warnings": list(self.warnings),
             "line": self.line(),
         }
 
@@ -313,6 +319,20 @@ class _Undetermined(Exception):
 
 
 def _verdict(
+    claims: Mapping[str, Any],
+    settings: BrokerSettings,
+    *,
+    signature: Any,
+    keys: KeySource | None,
+    api: ApiServer | None,
+    now: float,
+) -> Verdict:
+    verdict = _decide(claims, settings, signature=signature, keys=keys, api=api, now=now)
+    verdict.warnings = settings.warnings()
+    return verdict
+
+
+def _decide(
     claims: Mapping[str, Any],
     settings: BrokerSettings,
     *,

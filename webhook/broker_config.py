@@ -77,6 +77,15 @@ class BrokerSettings:
                     return f"Issuer URL does not use https, but must: {issuer}"
         return None
 
+    def warnings(self) -> list[str]:
+        """Settings that make the answer moot: the broker does not use this provider at all."""
+        found = []
+        if self.providers is not None and OPENID_PROVIDER not in self.providers:
+            found.append("authenticationProviders does not list AuthenticationProviderOpenID")
+        if self.authentication_enabled is False:
+            found.append("authenticationEnabled is not true")
+        return found
+
     def notes(self) -> list[str]:
         """Settings worth knowing about that do not stop the broker."""
         found = []
@@ -210,13 +219,20 @@ def _plain(entries: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
+def _chart_values(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The values file, then the values of each subchart in it (an umbrella chart puts the
+    Pulsar chart's values under its alias, e.g. ``pulsar:``)."""
+    return [doc, *(v for v in doc.values() if isinstance(v, Mapping))]
+
+
 def _from_mapping(doc: Mapping[str, Any]) -> dict[str, str] | None:
     """The broker's env entries from a values file (``broker.configData``), a ConfigMap
     (``data``) or a flat mapping; None when there are none."""
     candidates: list[Mapping[str, Any]] = []
-    broker = doc.get("broker")
-    if isinstance(broker, Mapping) and isinstance(broker.get("configData"), Mapping):
-        candidates.append(broker["configData"])
+    for values in _chart_values(doc):  # the chart itself, or the chart as a subchart
+        broker = values.get("broker")
+        if isinstance(broker, Mapping) and isinstance(broker.get("configData"), Mapping):
+            candidates.append(broker["configData"])
     if isinstance(doc.get("data"), Mapping):
         candidates.append(doc["data"])
     candidates.append(doc)

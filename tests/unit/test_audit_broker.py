@@ -354,3 +354,38 @@ def test_cli_one_line_never_the_token(
     (tmp_path / "broker.conf").write_text("nothing=here\n")
     assert cli.main(argv) == 2
     assert "no openID* settings" in capsys.readouterr().err
+
+
+def test_umbrella_values_and_a_broker_not_using_the_provider(es: Signer) -> None:
+    values = f"""
+pulsar:
+  broker:
+    configData:
+      authenticationProviders: org.apache.pulsar.broker.authentication.AuthenticationProviderToken
+      PULSAR_PREFIX_openIDAllowedTokenIssuers: "{ISSUER}"
+      PULSAR_PREFIX_openIDAllowedAudiences: pulsar
+"""
+    settings = broker_config.parse(values, "values.yaml")
+    assert settings.issuers == {ISSUER}
+    verdict = audit_broker.broker_verdict(
+        audit_jwt.parse_token(es.mint()),
+        settings,
+        keys=KeySource(jwks=es.jwks, origin="jwks.json", issuer=ISSUER),
+        api=None,
+        now=NOW,
+    )
+    assert verdict.accepted
+    assert verdict.line().endswith(
+        "; BUT authenticationProviders does not list AuthenticationProviderOpenID"
+    )
+
+
+def test_unreadable_broker_config_is_one_line(
+    es: Signer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "token").write_text(es.mint())
+    (tmp_path / "binary.conf").write_bytes(b"\xff\xfe\x00")
+    for conf in (tmp_path / "binary.conf", tmp_path, tmp_path / "absent.conf"):
+        code = cli.main(["audit", "token", str(tmp_path / "token"), "--broker-config", str(conf)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("error: --broker-config") and err.count("\n") == 1, err
