@@ -1,5 +1,6 @@
 """Pure: the broker's OpenID provider settings, read from a broker.conf or from the
-``PULSAR_PREFIX_*`` environment entries of a Helm values file (or ConfigMap, or env file).
+``PULSAR_PREFIX_*`` environment entries of a Helm values file (or ConfigMap, or env file); also
+the function worker's, from the ``properties:`` of a functions_worker.yml.
 
 The ``openID*`` keys are not fields of the broker's configuration class: the provider reads them
 from the raw properties, as strings, and types them itself. We do the same:
@@ -258,9 +259,36 @@ def _from_env_lines(text: str) -> dict[str, str] | None:
     return found or None
 
 
+def _from_worker_yaml(doc: Mapping[str, Any]) -> dict[str, str] | None:
+    """A functions_worker.yml: the provider reads ``properties:``, and only string values
+    count (a YAML list or number there is as good as unset)."""
+    props = doc.get("properties")
+    if not isinstance(props, Mapping) or not any(
+        isinstance(k, str) and k.startswith("openID") for k in props
+    ):
+        return None
+    found = {k: v for k, v in props.items() if isinstance(k, str) and isinstance(v, str)}
+    providers = doc.get("authenticationProviders")
+    if isinstance(providers, list):
+        found["authenticationProviders"] = ",".join(str(p) for p in providers)
+    enabled = doc.get("authenticationEnabled")
+    if isinstance(enabled, bool):
+        found["authenticationEnabled"] = "true" if enabled else "false"
+    return found
+
+
 def read_properties(text: str) -> dict[str, str]:
     """The broker's properties from a broker.conf, or from ``PULSAR_PREFIX_*`` entries (a Helm
     values file, a ConfigMap, an env file) as ``apply-config-from-env.py`` appends them."""
+    if "properties:" in text:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError:
+            doc = None
+        if isinstance(doc, Mapping):
+            found = _from_worker_yaml(doc)
+            if found is not None:
+                return found
     if ENV_PREFIX in text:
         try:
             doc = yaml.safe_load(text)

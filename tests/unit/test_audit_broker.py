@@ -389,3 +389,18 @@ def test_unreadable_broker_config_is_one_line(
         code = cli.main(["audit", "token", str(tmp_path / "token"), "--broker-config", str(conf)])
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("error: --broker-config") and err.count("\n") == 1, err
+
+
+def test_functions_worker_yml_properties() -> None:
+    worker_yml = f"""
+authenticationEnabled: true
+authenticationProviders: [{broker_config.OPENID_PROVIDER}]
+properties:
+  openIDAllowedTokenIssuers: {ISSUER}
+  openIDAllowedAudiences: [pulsar]   # a YAML list is not a String: unset
+"""
+    settings = broker_config.parse(worker_yml, "functions_worker.yml")
+    assert settings.issuers == {ISSUER}
+    assert settings.audiences == frozenset()
+    assert settings.startup_error() == "Missing configured value for: openIDAllowedAudiences"
+    assert settings.warnings() == []
