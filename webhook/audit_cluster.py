@@ -639,6 +639,7 @@ def render_cluster_text(report: Mapping[str, Any], *, limit: int) -> str:
             lines.extend(f"  # note: {show(n)}" for n in entry["notes"])
         if report["grantsLeftOut"]:
             lines.append(f"  ... {report['grantsLeftOut']} more roles left out")
+        lines.append("")
     if report["withoutAudience"]:
         more = report["withoutAudienceLeftOut"]
         lines.append(
