@@ -24,7 +24,8 @@ whose token has no audience. Output is bounded by ``--limit``.
 Exit codes: 0 ok, 1 findings (``cluster``: a deny finding), 2 error (one line on stderr).
 
 This module is the command line only: the token is read by ``audit_jwt``, its keys found by
-``audit_keys`` and checked by ``audit_token``; the cluster is scanned by ``audit_cluster``.
+``audit_keys`` and checked by ``audit_token`` (or, with ``--broker-config``, by ``audit_broker``
+as the broker would); the cluster is read by ``audit_scan`` and reported by ``audit_cluster``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from webhook import (
     audit_cluster,
     audit_jwt,
     audit_keys,
+    audit_scan,
     audit_token,
     broker_config,
     configfile,
@@ -150,7 +152,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
         config = _load_config(args.config)
         broker = _broker_settings(args.broker_config)
         scan = asyncio.run(
-            audit_cluster.scan_cluster(
+            audit_scan.scan_cluster(
                 args.kubeconfig,
                 args.namespace,
                 config,

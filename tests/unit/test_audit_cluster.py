@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from typing import Any
 
 from tests import worker
-from webhook import audit_broker, audit_cluster, broker_config, grants
+from webhook import audit_broker, audit_cluster, audit_scan, broker_config, grants
 from webhook.config import default_config
 
 NOW = 1_800_000_000
@@ -104,7 +105,7 @@ def test_pods_matched_and_compared_with_template() -> None:
     owned = _pod(other)
     owned["metadata"]["ownerReferences"] = [{"kind": "StatefulSet", "name": rows[1].name}]
     assert audit_cluster.match_pod(owned, rows) is rows[1]
-    row = audit_cluster.replace(rows[0], pods=(audit_cluster.summarize_pod(same, rows[0]), pod_row))
+    row = replace(rows[0], pods=(audit_cluster.summarize_pod(same, rows[0]), pod_row))
     assert row.pulsar_roles == (
         f"system:serviceaccount:{NS}:default",
         f"system:serviceaccount:{NS}:intruder",
@@ -118,7 +119,7 @@ def test_token_secret_function_role_is_the_token_subject() -> None:
     stored = audit_cluster.stored_token(
         NS, "pf-secret-z7mxx", {"sub": "alice", "exp": NOW - 5}, now=NOW, warn_days=7
     )
-    row = audit_cluster.replace(row, stored=(stored,))
+    row = replace(row, stored=(stored,))
     assert row.pulsar_roles == ("alice",)
     report = audit_cluster.cluster_report([row], scanned=1, limit=10, scope="x", with_grants=True)
     assert report["ok"] is False  # an expired stored token is a finding
@@ -144,11 +145,11 @@ def test_broker_answer_per_function() -> None:
         }.items()
     }
     answers = {
-        name: audit_cluster.broker_answer(row, settings, api, ["ES256"], now=NOW)
+        name: audit_scan.broker_answer(row, settings, api, ["ES256"], now=NOW)
         for name, row in rows.items()
     }
     assert answers["good"]["accepted"] and answers["good"]["role"] == rows["good"].role
     assert answers["vault"]["code"] == "INVALID_JWT_CLAIM"
     assert answers["none"]["code"] == "ERROR_DECODING_JWT"
-    hs = audit_cluster.broker_answer(rows["good"], settings, api, ["HS256"], now=NOW)
+    hs = audit_scan.broker_answer(rows["good"], settings, api, ["HS256"], now=NOW)
     assert hs["code"] == "UNSUPPORTED_ALGORITHM"
