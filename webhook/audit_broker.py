@@ -21,6 +21,7 @@ auditor read from a Secret, or the token a function's template would get).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,11 +103,16 @@ def _instant(value: object) -> int | None:
     """A NumericDate as java-jwt reads it: whole seconds; anything else is no date."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return int(value)
 
 
 def _iso(seconds: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} (seconds since the epoch)"
 
 
 def role_of(claims: Mapping[str, Any], role_claim: str) -> str | None:

@@ -11,6 +11,7 @@ Lists are bounded by ``limit``; what is left out is counted, never silently drop
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,7 +71,9 @@ def stored_token(
     """The status of a stored token from its claims: expired, expiring within ``warn_days``,
     never expiring (no ``exp``), or ok."""
     exp = claims.get("exp")
-    expires = int(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+    expires = None
+    if isinstance(exp, int | float) and not isinstance(exp, bool) and math.isfinite(exp):
+        expires = int(exp)
     if expires is None:
         status = "never-expires"
     elif expires <= now:
