@@ -7,11 +7,13 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webhook import audit_broker, audit_jwt, broker_config
 from webhook.audit_keys import KeySource
+from webhook.audit_text import AuditError
 
 BASE = broker_config.parse(
     "openIDAllowedTokenIssuers=https://i\nopenIDAllowedAudiences=pulsar\n", "broker.conf"
@@ -82,3 +84,9 @@ def test_any_claims_header_and_key_set(
     assert "\n" not in verdict.line()
     assert verdict.accepted is False  # the signature "sig" never verifies
     audit_broker.claims_verdict(claims, settings_, api=None, now=1e9)
+
+
+def test_deeply_nested_claims_are_a_one_line_error() -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 200_000).rstrip(b"=").decode()
+    with pytest.raises(AuditError, match=r"nested too deeply|not JSON"):
+        audit_jwt.parse_token(f"{_b64({'alg': 'ES256'})}.{deep}.c2ln")
