@@ -197,6 +197,9 @@ def broker_answer(
         "exp": int(now) + seconds,
     }
     verdict = audit_broker.claims_verdict(claims, settings, api=api, now=now, algorithms=algorithms)
+    for pod in row.pods:
+        if pod.role != row.role:
+            verdict.notes.append(f"pod {pod.name} runs as {pod.role}: the broker sees that role")
     if projection.audience is None:
         verdict.notes.append(
             "no audience configured: the token gets the API server's default audience, assumed "

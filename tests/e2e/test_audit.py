@@ -635,6 +635,10 @@ def test_cluster_broker_answer_per_function(
     assert answers["own"]["accepted"] is True
     assert answers["own"]["role"] == f"system:serviceaccount:{FLEET_NS}:fn-own"
     assert answers["shared-one"]["accepted"] is True
+    pod = f"{fleet['functions']['own']['metadata']['name']}-0"
+    assert f"pod {pod} runs as system:serviceaccount:{FLEET_NS}:default" in " ".join(
+        answers["own"]["notes"]
+    )
     assert answers["expired"]["code"] == "UNSUPPORTED_ISSUER"  # the submitter's issuer
     other = _broker(
         tmp_path,
