@@ -139,8 +139,9 @@ CASES: tuple[Case, ...] = (
     Case(
         "example-config",
         "example",
+        name="exclamation",
         secrets=SECRETS,
-        options={"extraLabels": {"team": "data"}},
+        options={"nodeSelectorLabels": {"disktype": "ssd"}},
         config_file=FIXTURES.parent.parent / "examples" / "functions_worker.yml",
         e2e=False,
     ),
