@@ -135,7 +135,7 @@ CASES: tuple[Case, ...] = (
     _override("component"),
     _override("tenant"),
     _override("namespace"),
-    Case("token-secret", "token-secret", auth_data="abc123", e2e=False),
+    Case("token-secret", "token-secret", auth_data="abc123"),
     Case(
         "example-config",
         "example",
@@ -143,13 +143,11 @@ CASES: tuple[Case, ...] = (
         secrets=SECRETS,
         options={"nodeSelectorLabels": {"disktype": "ssd"}},
         config_file=FIXTURES.parent.parent / "examples" / "functions_worker.yml",
-        e2e=False,
     ),
     Case(
         "legacy-block",
         "legacy",
         resources={"cpu": 0.2, "ram": 268435456},
-        e2e=False,
     ),
 )
 

@@ -17,6 +17,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from tests import pulsar_cases, pulsar_harness
 from tests.e2e.test_admission import SECRETS, Cluster, Webhook, wait_for, webhook_configurations
 
 GROUP_LABEL = "pf-webhook-e2e/worker-config"
+# the Secret KubernetesSecretsTokenAuthProvider would have created for auth data "abc123"
+TOKEN_SECRET = {"pf-secret-abc123": {"token": "not-a-real-token"}}
+EXAMPLE_ACCOUNT = "pf-public-default-exclamation"
 E2E_CASES = [case for case in pulsar_cases.CASES if case.e2e]
 GROUPS = sorted({case.config for case in E2E_CASES})
 
@@ -59,7 +63,8 @@ class Run:
 
 
 def _worker_config(group: str, directory: Path) -> Path:
-    text = (pulsar_cases.CONFIGS / f"{group}.yml").read_text(encoding="utf-8")
+    source = next(c for c in E2E_CASES if c.config == group).config_path()
+    text = source.read_text(encoding="utf-8")
     text = re.sub(r"(?m)^  jobNamespace: .*$", f"  jobNamespace: {_namespace(group)}", text)
     path = directory / f"{group}.yml"
     path.write_text(text, encoding="utf-8")
@@ -88,21 +93,26 @@ def run(
     try:
         configs = {group: _worker_config(group, workdir) for group in GROUPS}
         for group in GROUPS:
-            hook = ConfigWebhook(
-                tmp_path_factory.mktemp(f"webhook-{group}"),
-                control_plane.kubeconfig,
-                configs[group].read_text(encoding="utf-8"),
+            hooks.append(
+                ConfigWebhook(
+                    tmp_path_factory.mktemp(f"webhook-{group}"),
+                    control_plane.kubeconfig,
+                    configs[group].read_text(encoding="utf-8"),
+                )
             )
-            hooks.append(hook)
-            hook.start()
+        with ThreadPoolExecutor(len(hooks)) as pool:  # each start waits for its /readyz
+            list(pool.map(lambda hook: hook.start(), hooks))
+        for group, hook in zip(GROUPS, hooks, strict=True):
             ca = (hook.cert_dir / "ca.crt").read_bytes()
             for doc in webhook_configurations(hook.port, ca):
                 narrowed = _narrowed(doc, group)
                 result = cluster.create(narrowed)
                 assert result.code == 0, result.err
                 created.append((doc["kind"].lower(), narrowed["metadata"]["name"]))
-            ns = cluster.namespace(_namespace(group), secrets=SECRETS)
+            ns = cluster.namespace(_namespace(group), secrets={**SECRETS, **TOKEN_SECRET})
             assert cluster.kubectl("label", "namespace", ns, f"{GROUP_LABEL}={group}").code == 0
+            # the example config gives each function its own ServiceAccount, which must exist
+            assert cluster.kubectl("-n", ns, "create", "serviceaccount", EXAMPLE_ACCOUNT).code == 0
         for group, hook in zip(GROUPS, hooks, strict=True):
             probe = {
                 "apiVersion": "v1",
@@ -185,10 +195,12 @@ def test_start_succeeds_and_service_and_statefulset_select_the_same_pods(
     pod = sts["spec"]["template"]["spec"]
     volumes = [v["name"] for v in pod.get("volumes", [])]
     script = pod["containers"][0]["command"][2]
-    if case.config == "auth-disabled":
-        # authenticationEnabled: false: no token, no auth flags, as the worker made it
+    if case.config in ("auth-disabled", "legacy"):
+        # authentication off: no token, no auth flags, as the worker made it
         assert volumes == []
         assert "--client_auth_plugin" not in script and "--auth-plugin" not in script
+    elif case.config == "token-secret":
+        assert volumes == ["function-auth"]  # the worker's token-Secret layout, kept
     else:
         assert volumes == ["service-account-token"]
         mounts = [m["mountPath"] for m in pod["containers"][0]["volumeMounts"]]
