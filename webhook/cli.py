@@ -7,6 +7,7 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from webhook import __version__, configfile, mutation, patch, policy, review
+from webhook import __version__, bounded, configfile, mutation, patch, policy, review
 from webhook.config import Config, ConfigError
 
 
@@ -30,7 +31,11 @@ def load_config(path: str | None) -> Config:
     return config
 
 
-def read_documents(source: str) -> list[Any]:
+# YAML aliases can make a small file a huge tree: the walk stops after this many values
+MAX_VALUES = 2_000_000
+
+
+def read_documents(source: str, limits: bounded.Limits = bounded.DEFAULT_LIMITS) -> list[Any]:
     """YAML or JSON, one or more documents; a `List` is flattened to its items."""
     name = "<stdin>" if source == "-" else source
     try:
@@ -41,6 +46,10 @@ def read_documents(source: str) -> list[Any]:
         raise InputError(f"{name}: not UTF-8 text") from None
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except RecursionError:
+        raise InputError(f"{name}: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's 4,300-digit conversion limit
+        raise InputError(f"{name}: {review.short(str(exc).splitlines()[0], 200)}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
@@ -50,13 +59,18 @@ def read_documents(source: str) -> list[Any]:
     if not docs:
         raise InputError(f"{name}: no documents")
     flat: list[Any] = []
+    # an AdmissionReview holds the object two levels down
+    outer = dataclasses.replace(limits, max_json_depth=limits.max_json_depth + 2)
     for index, doc in enumerate(docs):
+        problem = bounded.problem_in(doc, outer, max_nodes=MAX_VALUES)
+        if problem:
+            raise InputError(f"{name}: document {index + 1}: {problem}")
         if not isinstance(doc, dict):
             raise InputError(
                 f"{name}: document {index + 1} is a {type(doc).__name__}, not an object"
             )
         if doc.get("kind") == "List" or (
-            doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list)
+            str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list)
         ):
             items = doc.get("items")
             if not isinstance(items, list):
@@ -98,7 +112,7 @@ def _reviews(
 
 def cmd_mutate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    docs = read_documents(args.file)
+    docs = read_documents(args.file, config.limits)
     if all(_is_review(d) for d in docs):
         out = list(_reviews(docs, config, "mutate"))
         sys.stdout.write(_dump(out, "yaml" if args.output == "yaml" else "json"))
@@ -129,7 +143,7 @@ def _label(doc: Any) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    docs = read_documents(args.file)
+    docs = read_documents(args.file, config.limits)
     if all(_is_review(d) for d in docs):
         out = list(_reviews(docs, config, "validate"))
         sys.stdout.write(_dump(out, "json"))
@@ -225,4 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # our bug: still one line, never a traceback
+        print(f"error: internal error in pf-webhook: {type(exc).__name__}", file=sys.stderr)
+        return 2
     return code

@@ -63,7 +63,7 @@ def needed_secrets(obj: Any, config: Config) -> tuple[set[str], set[str]]:
     if not workload.is_function_workload(obj):
         return set(), set()
     try:
-        analysis = analyse(obj)
+        analysis = analyse(obj, config.limits)
     except Refusal:
         return set(), set()
     refs = {r.secret for r in analysis.secret_refs} if config.secrets_enabled else set()
@@ -77,7 +77,7 @@ def validate(
     if not workload.is_function_workload(obj):
         return ValidationResult()
     try:
-        analysis = analyse(obj)
+        analysis = analyse(obj, config.limits)
     except Refusal as exc:
         return ValidationResult(refusal=str(exc), is_function=True)
     obj = workload.without_nulls(obj)  # null means absent, as the API server reads it
