@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from webhook import customizer, labels, naming, quantity, tokens, workload
+from webhook import customizer, labels, naming, podspec, quantity, tokens, workload
 from webhook.analysis import Analysis, Refusal, analyse
 from webhook.config import Action, Config, Resources
 from webhook.findings import Finding
@@ -113,6 +113,12 @@ def _findings(
             analysis.details.options_source or "customRuntimeOptions",
             config,
         )
+    found += podspec.check(
+        obj,
+        container_index=analysis.container_index,
+        config=config,
+        requested=analysis.options if config.customizer_enabled else None,
+    )
     found += _requests_within_limits(pod)
     found += _bounds(analysis, pod, config)
     found += _job_namespace(obj, analysis, config, namespace)
@@ -352,7 +358,8 @@ def _cluster(
                     Finding(
                         "secrets/exists",
                         where,
-                        f"Secret {ref.secret} has no key {ref.key!r}; it has: {', '.join(sorted(keys)) or 'no keys'}",
+                        # its other key names are not ours to show to whoever creates this
+                        f"Secret {ref.secret} has no key {ref.key!r}",
                     )
                 )
     pod = obj["spec"]["template"]["spec"]
