@@ -21,6 +21,15 @@ from webhook.findings import Finding
 
 TEMPLATE = "spec.template"
 POD = "spec.template.spec"
+# KubernetesRuntime gives every function pod these three (reference: pulsar-runtime.md §4)
+WORKER_TOLERATIONS = tuple(
+    {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}
+    for key in (
+        "node.kubernetes.io/not-ready",
+        "node.alpha.kubernetes.io/notReady",
+        "node.alpha.kubernetes.io/unreachable",
+    )
+)
 
 
 def _matcher(patterns: Iterable[str]) -> re.Pattern[str] | None:
@@ -124,7 +133,7 @@ def _tolerations(
     requested: RuntimeOptions | None,
     config: Config,
 ) -> list[Finding]:
-    exempt = {_toleration_identity(t) for t in cluster.tolerations}
+    exempt = {_toleration_identity(t) for t in (*WORKER_TOLERATIONS, *cluster.tolerations)}
     if requested is not None:
         exempt |= {_toleration_identity(t) for t in requested.tolerations}
     found = []
