@@ -7,7 +7,6 @@ line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -35,7 +34,7 @@ def load_config(path: str | None) -> Config:
 MAX_VALUES = 2_000_000
 
 
-def read_documents(source: str, limits: bounded.Limits = bounded.DEFAULT_LIMITS) -> list[Any]:
+def read_documents(source: str) -> list[Any]:
     """YAML or JSON, one or more documents; a `List` is flattened to its items."""
     name = "<stdin>" if source == "-" else source
     try:
@@ -59,10 +58,10 @@ def read_documents(source: str, limits: bounded.Limits = bounded.DEFAULT_LIMITS)
     if not docs:
         raise InputError(f"{name}: no documents")
     flat: list[Any] = []
-    # an AdmissionReview holds the object two levels down
-    outer = dataclasses.replace(limits, max_json_depth=limits.max_json_depth + 2)
     for index, doc in enumerate(docs):
-        problem = bounded.problem_in(doc, outer, max_nodes=MAX_VALUES)
+        # the structure every later walk can afford; the object's own limits are checked where
+        # it is answered (a denial for a review, exit 2 for a manifest)
+        problem = bounded.problem_in(doc, review.ENVELOPE_LIMITS, max_nodes=MAX_VALUES)
         if problem:
             raise InputError(f"{name}: document {index + 1}: {problem}")
         if not isinstance(doc, dict):
@@ -79,6 +78,14 @@ def read_documents(source: str, limits: bounded.Limits = bounded.DEFAULT_LIMITS)
         else:
             flat.append(doc)
     return flat
+
+
+def _within_limits(docs: list[Any], config: Config) -> None:
+    """Manifests are held to the same limits as a review's object (InputError otherwise)."""
+    for doc in docs:
+        problem = bounded.problem_in(doc, config.limits)
+        if problem:
+            raise InputError(f"{_label(doc)}: {problem}")
 
 
 def _is_review(doc: Any) -> bool:
@@ -112,11 +119,12 @@ def _reviews(
 
 def cmd_mutate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    docs = read_documents(args.file, config.limits)
+    docs = read_documents(args.file)
     if all(_is_review(d) for d in docs):
         out = list(_reviews(docs, config, "mutate"))
         sys.stdout.write(_dump(out, "yaml" if args.output == "yaml" else "json"))
         return 0
+    _within_limits(docs, config)
     results, refused = [], False
     for doc in docs:
         result = mutation.mutate(doc, config)
@@ -143,11 +151,12 @@ def _label(doc: Any) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    docs = read_documents(args.file, config.limits)
+    docs = read_documents(args.file)
     if all(_is_review(d) for d in docs):
         out = list(_reviews(docs, config, "validate"))
         sys.stdout.write(_dump(out, "json"))
         return 0 if all(r["response"]["allowed"] for r in out) else 1
+    _within_limits(docs, config)
     allowed = True
     report: list[dict[str, Any]] = []
     lines: list[str] = []
