@@ -296,7 +296,7 @@ def _hostile_objects() -> list[Any]:
         _details_with(**{granular: "_x"}, _x=json.dumps(_nest(200))),
         # deep objects
         {**worker.statefulset(), "extra": _nest(490)},
-        {**worker.statefulset(), "spec": {**worker.statefulset()["spec"], "x": _nest(990)}},
+        {**worker.statefulset(), "spec": {**worker.statefulset()["spec"], "x": _nest(800)}},
         # our own annotations with deep or huge content
         {
             **worker.statefulset(),
