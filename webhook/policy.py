@@ -214,6 +214,14 @@ def java_double(value: float) -> str:
 
 
 def _java_round(value: float) -> int:
+    """Java's Math.round(double): floor(x + 0.5), saturating at the long range, NaN -> 0
+    (1000 * 1e306 cores is infinite, and must not raise)."""
+    if math.isnan(value):
+        return 0
+    if value >= 2.0**63:
+        return 2**63 - 1
+    if value < -(2.0**63):
+        return -(2**63)
     return math.floor(value + 0.5)
 
 

@@ -287,6 +287,8 @@ def _hostile_objects() -> list[Any]:
         _details_with(resources={"cpu": "_c"}, _c="1e999"),
         _details_with(resources={"ram": "_r"}, _r="1e999"),
         _details_with(resources={"ram": "_r"}, _r="Infinity"),
+        _details_with(resources={"cpu": 1e306, "ram": "1024"}),
+        _details_with(resources={"cpu": -1.7e308, "ram": "-9223372036854775808"}),
         # deep JSON inside strings
         _details_with(customRuntimeOptions=_deep_json_text(100_000)),
         _details_with(customRuntimeOptions=_deep_json_text(490)),
@@ -394,6 +396,7 @@ def test_cpu_that_is_not_finite_is_a_function_details_finding() -> None:
 # Values an author controls, as JSON values or as text inside the JSON strings we parse.
 hostile_scalars = st.one_of(
     st.integers(min_value=-(10**80), max_value=10**80),
+    st.sampled_from([1e306, -1.7e308, 2.0**63, 2**63, -(2**63) - 1, 5e-324]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "1e6000000", HUGE_INT, "", "null"]),
     st.text(max_size=30),
@@ -537,3 +540,48 @@ def test_values_we_replace_and_other_secret_keys_never_appear_in_any_answer() ->
     )
     for leak in leaks:
         assert leak not in shown, leak
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a document (mappings' keys and lists' indexes), parents first."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, child in node.items():
+            found += _paths(child, (*prefix, key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found += _paths(child, (*prefix, index))
+    return found
+
+
+FULL = worker.statefulset(
+    secrets={"DB": {"path": "db", "key": "password"}},
+    auth="sa-token",
+    ca_secret="broker-ca",
+    audience="pulsar",
+    custom_runtime_options={
+        "extraLabels": {"team": "a"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        "resourceRequirements": {"limits": {"cpu": "2"}},
+    },
+)
+FULL_PATHS = [p for p in _paths(FULL) if p]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=st.sampled_from(FULL_PATHS),
+    value=hostile_values | hostile_text,
+    cfg=st.sampled_from([GRANULAR, strict_config()]),
+)
+def test_no_hostile_value_anywhere_in_the_object_makes_a_review_raise(
+    path: tuple[Any, ...], value: Any, cfg: Config
+) -> None:
+    """Someone who can write the StatefulSet controls every field of it."""
+    obj = copy.deepcopy(FULL)
+    node = obj
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    for response in _answers(review_of(obj), cfg):
+        assert response["uid"] == "u-1"
