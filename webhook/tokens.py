@@ -231,7 +231,10 @@ def set_auth_flags(container: dict[str, Any], config: Config) -> list[str]:
         return []
     script: str = cmd[-1]
     warnings: list[str] = []
-    conf = command.get_json_flag(script, "-instance-conf")
+    try:
+        conf = command.get_json_flag(script, "-instance-conf")
+    except command.CommandError as exc:
+        return [f"auth flags not set, the command is left unchanged: {exc}"]
     for flag, value in auth_flags(config).items():
         if conf is not None:
             current = conf.get(GO_KEYS[flag])

@@ -312,6 +312,8 @@ def _hostile_objects() -> list[Any]:
                 },
             },
         },
+        # a stray -instance-conf after the Java instance's flags
+        *(_with_instance_conf(text) for text in ("{", "[" * 100_000, f'{{"a": {HUGE_INT}}}')),
         # quantities
         {
             **worker.statefulset(
@@ -319,6 +321,12 @@ def _hostile_objects() -> list[Any]:
             )
         },
     ]
+
+
+def _with_instance_conf(text: str) -> dict[str, Any]:
+    sts = worker.statefulset(auth="sa-token")
+    sts["spec"]["template"]["spec"]["containers"][0]["command"][-1] += f" -instance-conf '{text}'"
+    return sts
 
 
 GRANULAR = config.from_mapping(
@@ -329,6 +337,7 @@ GRANULAR = config.from_mapping(
         "functionInstanceMaxResources": {"cpu": 16, "ram": 2**40},
         "functionInstanceResourceGranularities": {"cpu": 0.5, "ram": 1024},
         "functionInstanceResourceChangeInLockStep": True,
+        "functionAuthProviderClassName": "org.apache.pulsar.functions.auth.KubernetesServiceAccountTokenAuthProvider",
         "webhook": {"customizer": {"maxResources": {"cpu": "8"}}},
     }
 )
