@@ -46,6 +46,7 @@ RULE_REGISTRY: tuple[Rule, ...] = (
     Rule("tokens/expiration", "the token expiration is within [600, maxExpirationSeconds]"),
     Rule("tokens/mount-path", "no container mounts two volumes at one path"),
     Rule("tokens/ca-secret", "the CA Secret exists and holds ca.crt"),
+    Rule("tokens/service-account", "the ServiceAccount the template names exists"),
     Rule("customizer/options", "customRuntimeOptions parse; only allowed fields"),
     Rule("customizer/tolerations", "only allowed toleration keys, requested or in the pod"),
     Rule("customizer/node-selector", "only allowed nodeSelector keys, requested or in the pod"),
