@@ -189,6 +189,7 @@ def check(
                         f"{option} may not set {key}: keys under {RESERVED_PREFIX} are the webhook's own",
                     )
                 )
+    findings += _denied_pod_keys(options, source, config)
     if config.allowed_toleration_keys:
         for index, toleration in enumerate(options.tolerations):
             if toleration.get("key") not in config.allowed_toleration_keys:
@@ -209,4 +210,52 @@ def check(
                         f"nodeSelector key {key!r} is not allowed; allowed: {', '.join(config.allowed_node_selector_keys)}",
                     )
                 )
+    return findings
+
+
+# the worker puts these in the selector: the mutation never changes them (a different value is
+# not applied), so asking for them is harmless
+_SELECTOR_KEYS = ("component", "tenant", "namespace", "name")
+
+
+def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> list[Finding]:
+    """pod/labels and pod/annotations at the option that asks for the key, so the function's
+    author sees where, before the mutation (podspec judges what else the template carries)."""
+    findings = []
+    cluster = config.cluster_options
+    labels = naming.key_matcher(config.pod.denied_label_keys)
+    for key, value in options.extra_labels.items():
+        if (
+            labels is None
+            or key.startswith(RESERVED_PREFIX)
+            or key in _SELECTOR_KEYS
+            or key in config.custom_labels
+            or not labels.fullmatch(key)
+            or cluster.extra_labels.get(key) == value
+        ):
+            continue
+        findings.append(
+            Finding(
+                "pod/labels",
+                f"{source}.extraLabels.{key}",
+                f"label key {key} is reserved for other workloads' selectors (webhook.pod.deniedLabelKeys): "
+                "a Service or NetworkPolicy selecting it would pick up this function's pods",
+            )
+        )
+    annotations = naming.key_matcher(config.pod.denied_annotation_keys)
+    for key, value in options.extra_annotations.items():
+        if (
+            annotations is None
+            or key.startswith(RESERVED_PREFIX)
+            or not annotations.fullmatch(key)
+            or cluster.extra_annotations.get(key) == value
+        ):
+            continue
+        findings.append(
+            Finding(
+                "pod/annotations",
+                f"{source}.extraAnnotations.{key}",
+                f"annotation {key} changes the pod's security or the webhook's own state and may not be set here (webhook.pod.deniedAnnotationKeys)",
+            )
+        )
     return findings

@@ -9,10 +9,8 @@ customizer's allowed keys.
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from webhook import naming, tokens
@@ -30,12 +28,6 @@ WORKER_TOLERATIONS = tuple(
         "node.alpha.kubernetes.io/unreachable",
     )
 )
-
-
-def _matcher(patterns: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex for all `*` patterns, so each key costs one match whatever the list length."""
-    parts = [fnmatch.translate(p) for p in patterns]
-    return re.compile("|".join(parts)) if parts else None
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -62,8 +54,8 @@ def check(
     selector = _mapping(_mapping(obj["spec"].get("selector")).get("matchLabels"))
     cluster = config.cluster_options
     found: list[Finding] = []
-    found += _labels(_mapping(meta.get("labels")), selector, cluster, config)
-    found += _annotations(_mapping(meta.get("annotations")), cluster, config)
+    found += _labels(_mapping(meta.get("labels")), selector, cluster, requested, config)
+    found += _annotations(_mapping(meta.get("annotations")), cluster, requested, config)
     if config.allowed_toleration_keys:
         found += _tolerations(pod, cluster, requested, config)
     if config.allowed_node_selector_keys:
@@ -73,25 +65,32 @@ def check(
     return found
 
 
+def _same_label(value: object, wanted: str | None, config: Config) -> bool:
+    return wanted is not None and value in (
+        wanted,
+        naming.to_label_value(wanted, config.label_style),
+    )
+
+
 def _labels(
     labels: Mapping[str, Any],
     selector: Mapping[str, Any],
     cluster: RuntimeOptions,
+    requested: RuntimeOptions | None,
     config: Config,
 ) -> list[Finding]:
-    denied = _matcher(config.pod.denied_label_keys)
+    denied = naming.key_matcher(config.pod.denied_label_keys)
     if denied is None:
         return []
+    asked = requested.extra_labels if requested is not None else {}
     found = []
     for key, value in labels.items():
         if key in selector or not denied.fullmatch(key):
             continue
-        trusted = cluster.extra_labels.get(key)
-        if trusted is not None and value in (
-            trusted,
-            naming.to_label_value(trusted, config.label_style),
-        ):
+        if _same_label(value, cluster.extra_labels.get(key), config):
             continue
+        if _same_label(value, asked.get(key), config):
+            continue  # reported at the option that asked for it (customizer.check)
         found.append(
             Finding(
                 "pod/labels",
@@ -104,14 +103,21 @@ def _labels(
 
 
 def _annotations(
-    annotations: Mapping[str, Any], cluster: RuntimeOptions, config: Config
+    annotations: Mapping[str, Any],
+    cluster: RuntimeOptions,
+    requested: RuntimeOptions | None,
+    config: Config,
 ) -> list[Finding]:
-    denied = _matcher(config.pod.denied_annotation_keys)
+    denied = naming.key_matcher(config.pod.denied_annotation_keys)
     if denied is None:
         return []
+    asked = requested.extra_annotations if requested is not None else {}
     found = []
     for key, value in annotations.items():
-        if not denied.fullmatch(key) or cluster.extra_annotations.get(key) == value:
+        if not denied.fullmatch(key) or value in (
+            cluster.extra_annotations.get(key),
+            asked.get(key),
+        ):
             continue
         found.append(
             Finding(

@@ -17,6 +17,17 @@ from webhook import config, naming, policy, review, tokens
 from webhook.config import Config
 from webhook.workload import FunctionDetails
 
+OPTIONS = "spec.template.spec.containers[0].command[2] --function_details.customRuntimeOptions"
+
+
+def test_a_label_added_directly_to_the_template_is_judged_there() -> None:
+    def edit(pod_template: dict[str, Any]) -> None:
+        pod_template["metadata"]["labels"]["app"] = "pulsar-broker"
+
+    _, stored, _ = mutate_then_validate(worker.statefulset(), strict_config())
+    edit(stored["spec"]["template"])
+    assert ("pod/labels", "spec.template.metadata.labels[app]") in rules_of(stored, strict_config())
+
 
 def rules_of(obj: Any, cfg: Config) -> list[tuple[str, str]]:
     return [(d.rule, d.path) for d in policy.validate(obj, cfg).decisions]
@@ -40,7 +51,9 @@ def test_a_function_cannot_give_its_pods_a_label_other_selectors_use(key: str) -
     _, stored, validated = mutate_then_validate(sts, strict_config())
     assert stored["spec"]["template"]["metadata"]["labels"][key] == "pulsar-broker"
     assert validated["allowed"] is False
-    assert f"[pod/labels] spec.template.metadata.labels[{key}]" in validated["status"]["message"]
+    # reported once, where the function asked for it
+    assert validated["status"]["message"].count("[pod/labels]") == 1
+    assert f"[pod/labels] {OPTIONS}.extraLabels.{key}:" in validated["status"]["message"]
 
 
 def test_labels_the_cluster_config_or_the_selector_sets_are_not_judged() -> None:
@@ -59,7 +72,7 @@ def test_labels_the_cluster_config_or_the_selector_sets_are_not_judged() -> None
     assert stored["spec"]["template"]["metadata"]["labels"]["app"] == "pulsar-function"
     assert validated["allowed"] is True, validated
     again = worker.statefulset(custom_runtime_options={"extraLabels": {"app": "pulsar-broker"}})
-    assert ("pod/labels", "spec.template.metadata.labels[app]") in rules_of(
+    assert ("pod/labels", f"{OPTIONS}.extraLabels.app") in rules_of(
         mutate_then_validate(again, cfg)[1], cfg
     )
 
@@ -92,9 +105,10 @@ def test_a_function_cannot_set_a_security_relevant_pod_annotation(key: str) -> N
     assert validated["allowed"] is False
     if not key.startswith("pf-webhook/"):
         assert (
-            f"[pod/annotations] spec.template.metadata.annotations[{key}]"
-            in validated["status"]["message"]
+            f"[pod/annotations] {OPTIONS}.extraAnnotations.{key}:"
+            in (validated["status"]["message"])
         )
+        assert validated["status"]["message"].count("[pod/annotations]") == 1
 
 
 def test_annotations_from_the_cluster_config_and_the_worker_are_not_judged() -> None:
