@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook import gson, naming, quantity
+from webhook.bounded import DEFAULT_LIMITS, Limits
 from webhook.config import Config, ConfigError, RuntimeOptions, parse_runtime_options
 from webhook.findings import Finding
 
+RESERVED_PREFIX = "pf-webhook/"
+
 
 def parse(
-    raw: str | None, source: str
+    raw: str | None, source: str, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[RuntimeOptions | None, dict[str, Any], list[Finding], list[str]]:
     """(options, the raw JSON object, customizer/options findings, notes) for a JSON string.
 
@@ -28,14 +31,12 @@ def parse(
     if raw is None or raw.strip() in ("", "null"):
         return None, {}, [], []
     try:
-        doc = gson.loads(raw)
+        doc = gson.loads(raw, max_depth=limits.max_json_depth, max_digits=limits.max_number_digits)
+    except gson.GsonLimitError as exc:
+        return None, {}, [Finding("customizer/options", source, str(exc))], []
     except gson.GsonError as exc:
-        return (
-            None,
-            {},
-            [Finding("customizer/options", source, f"not valid JSON, even read leniently: {exc}")],
-            [],
-        )
+        message = f"not valid JSON, even read leniently as the worker does: {exc}"
+        return None, {}, [Finding("customizer/options", source, message)], []
     if doc is None:
         return None, {}, [], []
     if not isinstance(doc, Mapping):
@@ -48,10 +49,17 @@ def parse(
     return options, dict(doc), [], notes
 
 
+def _toleration_key(item: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), repr(v)) for k, v in item.items()))
+
+
 def _dedupe(items: list[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    seen: set[tuple[tuple[str, str], ...]] = set()
     result: list[Mapping[str, Any]] = []
     for item in items:
-        if item not in result:
+        key = _toleration_key(item)
+        if key not in seen:
+            seen.add(key)
             result.append(item)
     return tuple(result)
 
@@ -80,7 +88,8 @@ def _put(target: dict[str, Any], key: str, value: str, what: str) -> list[str]:
     if current == value:
         return []
     target[key] = value
-    return [] if current is None else [f"{what} {key}: replaced {current!r} with {value!r}"]
+    # the replaced value may be anything (a token in an annotation): never quoted
+    return [] if current is None else [f"{what} {key}: replaced its previous value"]
 
 
 def apply(
@@ -94,7 +103,14 @@ def apply(
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
     metas = [obj["metadata"], template.setdefault("metadata", {})]
 
+    for key in [*options.extra_labels, *options.extra_annotations]:
+        if key.startswith(RESERVED_PREFIX):
+            warnings.append(
+                f"{key}: not applied, the {RESERVED_PREFIX} prefix is the webhook's own"
+            )
     for key, raw in options.extra_labels.items():
+        if key.startswith(RESERVED_PREFIX):
+            continue
         value = naming.to_label_value(raw, config.label_style)
         if key in selector and selector[key] != value:
             warnings.append(
@@ -109,19 +125,27 @@ def apply(
             found = _put(labels, key, raw, "label")
             warnings.extend(found if index == 0 else [])
     for key, value in options.extra_annotations.items():
+        if key.startswith(RESERVED_PREFIX):
+            continue
         for index, meta in enumerate(metas):
             found = _put(meta.setdefault("annotations", {}), key, value, "annotation")
             warnings.extend(found if index == 0 else [])
     for key, value in options.node_selector_labels.items():
         warnings.extend(_put(pod.setdefault("nodeSelector", {}), key, value, "nodeSelector"))
     if options.tolerations or pod.get("tolerations"):
-        tolerations: list[Any] = []
         # exact duplicates dropped, the worker's own included (it appends options to its
         # three defaults without checking)
-        for toleration in [*(pod.get("tolerations") or []), *map(dict, options.tolerations)]:
-            if toleration not in tolerations:
-                tolerations.append(toleration)
-        if tolerations != pod.get("tolerations"):
+        current: list[Any] = pod.get("tolerations") or []
+        tolerations: list[Any] = []
+        present: set[tuple[tuple[str, str], ...]] = set()
+        for toleration in [*current, *map(dict, options.tolerations)]:
+            if isinstance(toleration, Mapping):
+                identity = _toleration_key(toleration)
+                if identity in present:
+                    continue
+                present.add(identity)
+            tolerations.append(toleration)
+        if tolerations != current:
             pod["tolerations"] = tolerations
     if options.resource_requirements:
         warnings.extend(_resources(container, options.resource_requirements))
@@ -143,7 +167,9 @@ def _resources(container: dict[str, Any], wanted: Mapping[str, Mapping[str, str]
                 continue
             target[name] = amount
             if current is not None:
-                warnings.append(f"resources.{part}.{name}: replaced {current} with {amount}")
+                warnings.append(
+                    f"resources.{part}.{name}: replaced the previous amount with {amount}"
+                )
     return warnings
 
 
@@ -165,6 +191,20 @@ def check(
                 )
     if options is None:
         return findings
+    for option, keys in (
+        ("extraLabels", options.extra_labels),
+        ("extraAnnotations", options.extra_annotations),
+    ):
+        for key in keys:
+            if key.startswith(RESERVED_PREFIX):
+                findings.append(
+                    Finding(
+                        "customizer/reserved-keys",
+                        f"{source}.{option}.{key}",
+                        f"{option} may not set {key}: keys under {RESERVED_PREFIX} are the webhook's own",
+                    )
+                )
+    findings += _denied_pod_keys(options, source, config)
     if config.allowed_toleration_keys:
         for index, toleration in enumerate(options.tolerations):
             if toleration.get("key") not in config.allowed_toleration_keys:
@@ -185,4 +225,52 @@ def check(
                         f"nodeSelector key {key!r} is not allowed; allowed: {', '.join(config.allowed_node_selector_keys)}",
                     )
                 )
+    return findings
+
+
+# the worker puts these in the selector: the mutation never changes them (a different value is
+# not applied), so asking for them is harmless
+_SELECTOR_KEYS = ("component", "tenant", "namespace", "name")
+
+
+def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> list[Finding]:
+    """pod/labels and pod/annotations at the option that asks for the key, so the function's
+    author sees where, before the mutation (podspec judges what else the template carries)."""
+    findings = []
+    cluster = config.cluster_options
+    labels = naming.key_matcher(config.pod.denied_label_keys)
+    for key, value in options.extra_labels.items():
+        if (
+            labels is None
+            or key.startswith(RESERVED_PREFIX)
+            or key in _SELECTOR_KEYS
+            or key in config.custom_labels
+            or not labels.fullmatch(key)
+            or cluster.extra_labels.get(key) == value
+        ):
+            continue
+        findings.append(
+            Finding(
+                "pod/labels",
+                f"{source}.extraLabels.{key}",
+                f"label key {key} is reserved for other workloads' selectors (webhook.pod.deniedLabelKeys): "
+                "a Service or NetworkPolicy selecting it would pick up this function's pods",
+            )
+        )
+    annotations = naming.key_matcher(config.pod.denied_annotation_keys)
+    for key, value in options.extra_annotations.items():
+        if (
+            annotations is None
+            or key.startswith(RESERVED_PREFIX)
+            or not annotations.fullmatch(key)
+            or cluster.extra_annotations.get(key) == value
+        ):
+            continue
+        findings.append(
+            Finding(
+                "pod/annotations",
+                f"{source}.extraAnnotations.{key}",
+                f"annotation {key} changes the pod's security or the webhook's own state and may not be set here (webhook.pod.deniedAnnotationKeys)",
+            )
+        )
     return findings

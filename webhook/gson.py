@@ -5,7 +5,8 @@ single-quoted strings, unquoted names and values, `=`/`=>` after names, `;` betw
 comments and trailing garbage-free documents; and it hands a JSON number to a String field as
 written (`1.50` stays `1.50`). We accept the same and keep numbers' text in JsonNumber.
 
-Bounded: nesting deeper than MAX_DEPTH is an error; the input is already size-limited.
+Bounded: nesting deeper than `max_depth` and numbers longer than `max_digits` are errors
+(the same limits and messages as webhook.bounded); the input is already size-limited.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from typing import Any
 
 MAX_DEPTH = 64
+MAX_DIGITS = 64
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _LITERAL_END = set("{}[]:,;=#/\\ \t\n\r\f")
 _ESCAPES = {
@@ -33,6 +35,10 @@ class GsonError(ValueError):
     """Not a document Gson would read; the message says what and at which character."""
 
 
+class GsonLimitError(GsonError):
+    """Beyond a webhook.limits bound; the message names the limit."""
+
+
 class JsonNumber(str):
     """A JSON number, kept as written; `.value` is its numeric value."""
 
@@ -46,9 +52,11 @@ class JsonNumber(str):
 
 
 class _Reader:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, max_depth: int, max_digits: int) -> None:
         self.text = text
         self.pos = 0
+        self.max_depth = max_depth
+        self.max_digits = max_digits
 
     def fail(self, what: str) -> GsonError:
         return GsonError(f"{what} at character {self.pos}")
@@ -75,8 +83,10 @@ class _Reader:
         return self.text[self.pos] if self.pos < len(self.text) else ""
 
     def value(self, depth: int) -> Any:
-        if depth > MAX_DEPTH:
-            raise self.fail(f"nested deeper than {MAX_DEPTH}")
+        if depth > self.max_depth:
+            raise GsonLimitError(
+                f"nested deeper than {self.max_depth} levels (webhook.limits.maxJsonDepth)"
+            )
         c = self.peek()
         if c == "{":
             return self.obj(depth + 1)
@@ -131,6 +141,11 @@ class _Reader:
         if word == "null":
             return None
         if _NUMBER.fullmatch(word):
+            if len(word) > self.max_digits + 8:
+                raise GsonLimitError(
+                    f"a number has more than {self.max_digits} digits "
+                    "(webhook.limits.maxNumberDigits)"
+                )
             return JsonNumber(word)
         return word  # an unquoted string (lenient)
 
@@ -203,9 +218,9 @@ class _Reader:
             raise self.fail("expected ',' or ']'")
 
 
-def loads(text: str) -> Any:
-    """One lenient JSON document; GsonError when Gson would refuse it."""
-    reader = _Reader(text)
+def loads(text: str, *, max_depth: int = MAX_DEPTH, max_digits: int = MAX_DIGITS) -> Any:
+    """One lenient JSON document; GsonError when Gson would refuse it or a limit is passed."""
+    reader = _Reader(text, max_depth, max_digits)
     value = reader.value(0)
     if reader.peek() != "":
         raise reader.fail("JSON document was not fully consumed")

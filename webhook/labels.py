@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from webhook import naming
+from webhook import bounded, naming
 from webhook.findings import Finding
 
 ORIGINALS_ANNOTATION = "pf-webhook/original-labels"
@@ -53,8 +53,8 @@ def record_originals(obj: dict[str, Any], originals: dict[str, str]) -> None:
     metadata = obj.setdefault("metadata", {})
     annotations = metadata.setdefault("annotations", {})
     try:
-        recorded = json.loads(annotations.get(ORIGINALS_ANNOTATION, "{}"))
-    except json.JSONDecodeError:
+        recorded = bounded.loads(annotations.get(ORIGINALS_ANNOTATION, "{}"))
+    except bounded.JsonLimitError:
         recorded = {}
     if not isinstance(recorded, dict):
         recorded = {}

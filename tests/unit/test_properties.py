@@ -82,6 +82,7 @@ options = st.fixed_dictionaries(
 
 ALL_ON = {
     "secretsProviderConfiguratorClassName": config.KUBERNETES_SECRETS_CONFIGURATOR,
+    "authenticationEnabled": True,  # the worker uses the auth provider only then
     "functionAuthProviderClassName": config.SA_TOKEN_AUTH_PROVIDER,
     "runtimeCustomizerClassName": config.BASIC_CUSTOMIZER,
 }
