@@ -31,7 +31,7 @@ from tests.e2e.test_admission import SECRETS, Cluster, Webhook, wait_for, webhoo
 GROUP_LABEL = "pf-webhook-e2e/worker-config"
 # the Secret KubernetesSecretsTokenAuthProvider would have created for auth data "abc123"
 TOKEN_SECRET = {"pf-secret-abc123": {"token": "not-a-real-token"}}
-EXAMPLE_ACCOUNT = "pf-public-default-exclamation"
+EXAMPLE_ACCOUNT = "pf-public-default-exclamation-28ce43b0f5eabbc6"  # tokens.serviceAccountName
 E2E_CASES = [case for case in pulsar_cases.CASES if case.e2e]
 GROUPS = sorted({case.config for case in E2E_CASES})
 
