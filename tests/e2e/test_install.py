@@ -10,6 +10,7 @@ with failurePolicy Fail they would refuse other tests' function StatefulSets.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +211,60 @@ def test_the_chart_and_the_kustomize_base_install_the_same_webhooks(helm: Path) 
     }
     for kind in WEBHOOK_KINDS:
         assert chart[kind]["webhooks"] == base[kind]["webhooks"], kind
+
+
+def test_the_readme_kustomization_uses_the_workers_own_file_and_namespaces(
+    control_plane: ControlPlane, tmp_path: Path, no_webhooks_left: list[str]
+) -> None:
+    """README "Install with kustomize": the worker's functions_worker.yml and one more function
+    namespace, on top of the managed overlay."""
+    worker_file = (ROOT / "examples" / "functions_worker.yml").read_text()
+    (tmp_path / "functions_worker.yml").write_text(worker_file)
+    role = (ROOT / "manifests" / "base" / "function-namespace-rbac.yaml").read_text()
+    (tmp_path / "secrets-role-pulsar.yaml").write_text(
+        role.replace("namespace: default", "namespace: readme-pulsar")
+    )
+    overlay = os.path.relpath(ROOT / "manifests" / "overlays" / "managed", tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(f"""\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - {overlay}
+  - secrets-role-pulsar.yaml
+configMapGenerator:
+  - name: pf-webhook-config
+    namespace: pf-webhook
+    behavior: replace
+    files: [functions_worker.yml]
+    options: {{disableNameSuffixHash: true}}
+patches:
+  - target: {{kind: Deployment, name: pf-webhook}}
+    patch: |
+      - {{op: replace, path: /spec/template/spec/containers/0/args/3, value: "--function-namespace=readme-pulsar"}}
+""")
+    text = run(KUBECTL, "kustomize", str(tmp_path))
+    objects = documents(text)
+    config = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert config["data"]["functions_worker.yml"] == worker_file
+    args = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["args"]
+    assert "--function-namespace=readme-pulsar" in args and "--manage-certs" in args
+    roles = {
+        (o["metadata"]["namespace"], o["kind"]) for o in objects if o["kind"].startswith("Role")
+    }
+    assert ("readme-pulsar", "Role") in roles and ("readme-pulsar", "RoleBinding") in roles
+    kubectl(control_plane, "create", "namespace", "readme-pulsar")
+    no_webhooks_left.append("pf-webhook")
+    out = kubectl(
+        control_plane,
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-o",
+        "name",
+        "-f",
+        "-",
+        stdin=text,
+    )
+    assert len(out.split()) == len(objects)
