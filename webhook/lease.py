@@ -14,6 +14,7 @@ import asyncio
 import datetime
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -38,13 +39,14 @@ class Elector:
         identity: str,
         duration: float,
         timeout: float = 5.0,
+        on_change: Callable[[bool], None] = lambda leading: None,
     ) -> None:
         self._api = client.CoordinationV1Api(api)
         self.namespace, self.name, self.identity = namespace, name, identity
         self.duration = duration
         self.timeout = timeout
         self.leading = asyncio.Event()
-        self.changed = asyncio.Event()  # set whenever `leading` flips
+        self.on_change = on_change
         self._seen: tuple[Any, ...] | None = None
         self._seen_at = 0.0
         self._renewed_at = 0.0
@@ -55,7 +57,7 @@ class Elector:
     def _set(self, leading: bool) -> None:
         if leading != self.leading.is_set():
             (self.leading.set if leading else self.leading.clear)()
-            self.changed.set()
+            self.on_change(leading)
             log.info(
                 "certificate Lease acquired" if leading else "certificate Lease lost",
                 extra={

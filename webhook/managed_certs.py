@@ -79,11 +79,16 @@ class ManagedCerts:
             identity=settings.identity,
             duration=settings.lease_duration,
             timeout=settings.timeout,
+            on_change=self._leading,
         )
         self.wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._served: tuple[bytes, bytes] | None = None
         self._ca_labels: set[str] = set()
+
+    def _leading(self, leading: bool) -> None:
+        self.metrics.leader.set(1 if leading else 0)
+        self.wake.set()
 
     def start(self) -> None:
         self._tasks = [
@@ -155,7 +160,7 @@ class ManagedCerts:
                         ):
                             if event.get("type") in ("ADDED", "MODIFIED"):
                                 self._serve(event["object"])
-                                self.wake.set()
+                            self.wake.set()  # the holder looks again (a deletion: re-create)
                     version = stream.resource_version or version
             except asyncio.CancelledError:
                 raise
@@ -172,7 +177,7 @@ class ManagedCerts:
     async def _write_loop(self) -> None:
         while True:
             await self.elector.leading.wait()
-            self.metrics.leader.set(1)
+            self.wake.clear()  # events from now on trigger another pass
             delay = 1.0
             try:
                 delay = await self.reconcile()
@@ -184,9 +189,6 @@ class ManagedCerts:
                     "certificate upkeep failed; retrying",
                     extra={"fields": {"error": _error(exc)}},
                 )
-            if not self.elector.is_leader():
-                self.metrics.leader.set(0)
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), max(0.05, delay))
 
@@ -233,7 +235,7 @@ class ManagedCerts:
                     marked = {
                         **annotations,
                         certsecret.PUBLISHED_BUNDLE: certsecret.bundle_digest(bundle),
-                        certsecret.PUBLISHED_AT: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        certsecret.PUBLISHED_AT: now.isoformat(),
                     }
                     await self._write(secret, data, marked)
                     return 0.0
