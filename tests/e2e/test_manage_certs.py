@@ -146,29 +146,32 @@ class Balancer:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        start = next(self._next)
-        upstream = None
-        for i in range(len(self.backends)):
-            port = self.backends[(start + i) % len(self.backends)]
-            try:
-                upstream = socket.create_connection(("127.0.0.1", port), timeout=2)
-                break
-            except OSError:
-                continue
-        if upstream is None:
-            client.close()
-            return
-        upstream.settimeout(None)
+        with client:
+            start = next(self._next)
+            upstream = None
+            for i in range(len(self.backends)):
+                port = self.backends[(start + i) % len(self.backends)]
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", port), timeout=2)
+                    break
+                except OSError:
+                    continue
+            if upstream is None:
+                return
+            with upstream:
+                upstream.settimeout(None)
+                back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
+                back.start()
+                self._pipe(client, upstream)
+                back.join(60)
 
-        def pipe(a: socket.socket, b: socket.socket) -> None:
-            with contextlib.suppress(OSError):
-                while data := a.recv(65536):
-                    b.sendall(data)
-            with contextlib.suppress(OSError):
-                b.shutdown(socket.SHUT_WR)
-
-        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-        pipe(client, upstream)
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
         self._stop = True
