@@ -109,20 +109,43 @@ def secret_metadata_lister(api: client.ApiClient, namespace: str) -> Callable[..
             "allow_watch_bookmarks": "allowWatchBookmarks",
         }
         query = [(names[k], v) for k, v in kwargs.items() if k in names and v is not None]
-        return await api.call_api(
+        response = await api.call_api(
             path,
             "GET",
             path_params={},
             query_params=query,
             header_params={"Accept": METADATA_WATCH if is_watch else METADATA_LIST},
-            response_types_map={200: "V1SecretList"},
+            response_types_map={200: "V1SecretList" if is_watch else "object"},
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
             _preload_content=kwargs.get("_preload_content", True),
             _request_timeout=kwargs.get("_request_timeout"),
         )
+        if is_watch:
+            return response  # the raw stream; the Watch decodes each event
+        return _metadata_list(response)
 
     return list_metadata
+
+
+def _metadata_list(body: Any) -> client.V1SecretList:
+    """A PartialObjectMetadataList as a V1SecretList of metadata (the generated model refuses
+    the empty list the API server sends as `items: null`)."""
+    body = body if isinstance(body, dict) else {}
+    items = []
+    for item in body.get("items") or []:
+        meta = item.get("metadata") or {} if isinstance(item, dict) else {}
+        items.append(
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(
+                    name=meta.get("name"),
+                    namespace=meta.get("namespace"),
+                    resource_version=meta.get("resourceVersion"),
+                )
+            )
+        )
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    return client.V1SecretList(items=items, metadata=client.V1ListMeta(resource_version=version))
 
 
 def resource_version(obj: Any) -> str:
