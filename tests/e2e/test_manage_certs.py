@@ -267,6 +267,16 @@ class Replica:
                 self.proc.wait()
 
 
+def expiry_gauges(replica: Replica) -> dict[str, float]:
+    prefix = 'pf_webhook_certificate_expiry_timestamp_seconds{certificate="'
+    out = {}
+    for line in replica.get("/metrics")[1].splitlines():
+        if line.startswith(prefix):
+            label, value = line[len(prefix) :].split('"} ')
+            out[label] = float(value)
+    return out
+
+
 def der_of(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(Encoding.DER)
 
@@ -448,6 +458,10 @@ def test_one_replica_creates_the_secret_both_serve_it_and_the_api_server_admits_
     holder = setup.holder()
     assert kube.lease_holder().startswith(f"replica-{setup.replicas.index(holder)}_")
     wait_for(lambda: kube.ca_bundles() == [data["ca-bundle.crt"]] * 4, 20, "caBundle published")
+    expiry = expiry_gauges(holder)
+    leaf = x509.load_pem_x509_certificate(data["tls.crt"]).not_valid_after_utc.timestamp()
+    ca = x509.load_pem_x509_certificate(data["ca.crt"]).not_valid_after_utc.timestamp()
+    assert expiry == {"serving": leaf, "ca-0": ca}
     for i in range(4):  # the balancer alternates: both replicas answer some of these
         ok, why = admitted_mutated(kube, function(i, "first"))
         assert ok, why
@@ -497,6 +511,8 @@ def test_forced_rotations_of_leaf_then_ca_fail_no_admission(setup: Setup) -> Non
         issuer = x509.load_pem_x509_certificate(final["tls.crt"]).issuer
         assert issuer == x509.load_pem_x509_certificate(final["ca.crt"]).subject
         wait_for(lambda: setup.all_serve(final["tls.crt"]), 20, "both replicas to serve it")
+        gauges = expiry_gauges(setup.replicas[0])
+        assert set(gauges) == {"serving", "ca-0", "ca-1"}  # the new CA and the old one
         wait_for(lambda: len(results) >= during_leaf + 5, 60, "more creations after the CA change")
     finally:
         stop.set()
