@@ -134,6 +134,9 @@ class Balancer:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self._next = itertools.count()
+        self.connections = 0  # accepted so far: each is a new TLS handshake with a replica
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -146,6 +149,7 @@ class Balancer:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
+        self.connections += 1
         with client:
             start = next(self._next)
             upstream = None
@@ -160,10 +164,14 @@ class Balancer:
                 return
             with upstream:
                 upstream.settimeout(None)
+                with self._lock:
+                    self._open.add(client)
                 back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
                 back.start()
                 self._pipe(client, upstream)
                 back.join(60)
+                with self._lock:
+                    self._open.discard(client)
 
     @staticmethod
     def _pipe(a: socket.socket, b: socket.socket) -> None:
@@ -172,6 +180,15 @@ class Balancer:
                 b.sendall(data)
         with contextlib.suppress(OSError):
             b.shutdown(socket.SHUT_WR)
+
+    def drop_idle(self) -> None:
+        """Close every connection, as a server closing idle keep-alive connections does; call
+        only when no request is in flight. The API server's client then opens a new one (a new
+        TLS handshake) for its next call."""
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._stop = True
@@ -484,6 +501,9 @@ def test_forced_rotations_of_leaf_then_ca_fail_no_admission(setup: Setup) -> Non
             if stop.is_set():
                 return
             results.append(admitted_mutated(kube, function(i, "rot")))
+            # no admission is in flight now (this loop is the only source): the next one then
+            # handshakes afresh, with whatever certificate the replica serves at that moment
+            setup.balancer.drop_idle()
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
@@ -496,7 +516,7 @@ def test_forced_rotations_of_leaf_then_ca_fail_no_admission(setup: Setup) -> Non
         wait_for(
             lambda: setup.all_serve(leaf["tls.crt"]), 20, "both replicas to serve the new leaf"
         )
-        during_leaf = len(results)
+        handshakes = [setup.balancer.connections]
 
         kube.kubectl("-n", SYSTEM, "annotate", "secret", f"{NAME}-certs", "pf-webhook/rotate=ca")
         wait_for(lambda: kube.secret()["ca.crt"] != before["ca.crt"], 20, "a new CA")
@@ -513,12 +533,19 @@ def test_forced_rotations_of_leaf_then_ca_fail_no_admission(setup: Setup) -> Non
         wait_for(lambda: setup.all_serve(final["tls.crt"]), 20, "both replicas to serve it")
         gauges = expiry_gauges(setup.replicas[0])
         assert set(gauges) == {"serving", "ca-0", "ca-1"}  # the new CA and the old one
-        wait_for(lambda: len(results) >= during_leaf + 5, 60, "more creations after the CA change")
+        handshakes.append(setup.balancer.connections)
+        served_final = len(results)
+        wait_for(lambda: len(results) >= served_final + 5, 60, "creations with the final leaf")
+        handshakes.append(setup.balancer.connections)
+        assert handshakes[-1] >= handshakes[-2] + 4  # the new CA's leaf, handshaken for real
     finally:
         stop.set()
         thread.join(60)
     failures = [why for ok, why in results if not ok]
-    print(f"rotation loop: {len(results)} StatefulSets created, {len(failures)} failed")
+    print(
+        f"rotation loop: {len(results)} StatefulSets created, {len(failures)} failed; "
+        f"balancer connections at leaf served / new CA's leaf served / end: {handshakes}"
+    )
     assert len(results) >= 10
     assert failures == []
     assert "pf-webhook/rotate" not in kube.json("-n", SYSTEM, "get", "secret", f"{NAME}-certs")[
