@@ -14,6 +14,7 @@ Short Lease durations (3 s) and CA propagation (1 s) keep it quick; waits poll w
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import itertools
@@ -37,8 +38,10 @@ import yaml
 from controlplane import ControlPlane, free_ports
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from kubernetes_asyncio import watch
 
 from tests import worker
+from webhook import kube, kubeclient
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "pf-webhook"
@@ -628,3 +631,31 @@ def test_the_identity_is_refused_one_step_beyond_what_it_needs(setup: Setup) -> 
     # the real requests agree with the reviews: a Secret outside the function namespaces
     replica = next(r for r in setup.replicas if r.proc.poll() is None)
     assert replica.ready()
+
+
+def test_the_secret_watch_carries_no_values(setup: Setup) -> None:
+    """The webhook's own Secret lister, as the webhook's identity: names and resourceVersions
+    of the function namespace's Secrets arrive, their data does not (list and watch)."""
+    kubeconfig = next(setup.replicas[0].log.parent.glob("sa-kubeconfig"))
+
+    async def look() -> tuple[Any, list[Any]]:
+        api = await kubeclient.api_client(str(kubeconfig))
+        assert api is not None
+        try:
+            lister = kube.secret_metadata_lister(api, FUNCTIONS)
+            listed = await lister()
+            events = []
+            stream = watch.Watch(return_type="V1Secret")
+            async with stream:
+                async for event in stream.stream(lister, resource_version="0", timeout_seconds=1):
+                    events.append(event["object"])
+            return listed, events
+        finally:
+            await api.close()
+
+    listed, events = asyncio.run(look())
+    names = {s.metadata.name for s in listed.items}
+    assert "db-creds" in names
+    assert all(s.data is None and s.string_data is None for s in listed.items)
+    assert events and all(s.data is None for s in events)
+    assert all(s.metadata.resource_version for s in listed.items)
