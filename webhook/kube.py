@@ -1,12 +1,13 @@
 """Shell: the cluster facts the validation needs, from watch-fed caches (kubernetes-asyncio).
 
-StatefulSets are listed once, then watched. Secrets are watched as metadata only
-(PartialObjectMetadata: name and resourceVersion, never data), in the function namespaces
-(`--function-namespace`) or cluster-wide when none are given. The key names of a Secret are
-read (one GET) only when a function names that Secret, and again only when its
-resourceVersion changes; of that read only the key names are kept. A Secret missing from the
-cache gets one live read, bounded by `webhook.kube.timeoutSeconds`, so a Secret created a
-moment before its StatefulSet is never reported missing.
+StatefulSets and ServiceAccounts are listed once, then watched; of a ServiceAccount only its
+existence is kept. Secrets are watched as metadata only (PartialObjectMetadata: name and
+resourceVersion, never data), in the function namespaces (`--function-namespace`) or
+cluster-wide when none are given. The key names of a Secret are read (one GET) only when a
+function names that Secret, and again only when its resourceVersion changes; of that read only
+the key names are kept. A Secret or ServiceAccount missing from the cache gets one live read,
+bounded by `webhook.kube.timeoutSeconds`, so one created a moment before its StatefulSet is
+never reported missing.
 """
 
 from __future__ import annotations
@@ -157,6 +158,11 @@ def secret_keys(secret: Any) -> frozenset[str]:
     return frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
 
 
+def exists(_: Any) -> bool:
+    """Of a ServiceAccount only its existence is kept."""
+    return True
+
+
 def statefulset_summary(sts: Any) -> policy.OtherStatefulSet:
     selector = (sts.spec.selector.match_labels if sts.spec and sts.spec.selector else None) or {}
     template = (
@@ -201,15 +207,28 @@ class ClusterFacts:
             {},
             asyncio.Event(),
         )
+        self.service_accounts: Reflector[bool] = Reflector(
+            "serviceaccounts",
+            self._core.list_service_account_for_all_namespaces,
+            exists,
+            {},
+            asyncio.Event(),
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        reflectors: list[Reflector[Any]] = [*self.secret_meta.values(), self.statefulsets]
+        reflectors: list[Reflector[Any]] = [
+            *self.secret_meta.values(),
+            self.statefulsets,
+            self.service_accounts,
+        ]
         self._tasks = [asyncio.create_task(r.run(), name=f"watch-{r.name}") for r in reflectors]
 
     def ready(self) -> bool:
-        return self.statefulsets.synced.is_set() and all(
-            r.synced.is_set() for r in self.secret_meta.values()
+        return (
+            self.statefulsets.synced.is_set()
+            and self.service_accounts.synced.is_set()
+            and all(r.synced.is_set() for r in self.secret_meta.values())
         )
 
     def _watched(self, namespace: str) -> Reflector[str] | None:
@@ -238,6 +257,20 @@ class ClusterFacts:
         self.secret_keys[(namespace, name)] = (resource_version(secret), keys)
         return keys
 
+    async def _live_service_account(self, namespace: str, name: str) -> bool:
+        try:
+            await self._core.read_namespaced_service_account(
+                name, namespace, _request_timeout=self._timeout
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise KubeError(
+                f"reading ServiceAccount {namespace}/{name}: HTTP {exc.status} {exc.reason}"
+            ) from None
+        self.service_accounts.store[(namespace, name)] = True
+        return True
+
     async def facts(self, obj: Any, *, namespace: str, config: Config) -> policy.ClusterFacts:
         refs, cas = policy.needed_secrets(obj, config)
         found: dict[str, frozenset[str] | None] = {}
@@ -265,7 +298,19 @@ class ClusterFacts:
             others = tuple(s for (ns, _), s in self.statefulsets.store.items() if ns == namespace)
         else:
             unavailable = unavailable or "StatefulSet cache not synced yet"
-        return policy.ClusterFacts(secrets=found, statefulsets=others, unavailable=unavailable)
+        accounts: dict[str, bool] = {}
+        account = policy.named_service_account(obj)
+        if account is not None:
+            if (namespace, account) in self.service_accounts.store:
+                accounts[account] = True
+            else:
+                try:  # a miss: the ServiceAccount may be seconds old, or absent; ask once, bounded
+                    accounts[account] = await self._live_service_account(namespace, account)
+                except (TimeoutError, KubeError, OSError) as exc:
+                    unavailable = str(exc) or type(exc).__name__
+        return policy.ClusterFacts(
+            secrets=found, statefulsets=others, unavailable=unavailable, service_accounts=accounts
+        )
 
 
 async def api_client(kubeconfig: str | None) -> client.ApiClient | None:
