@@ -265,3 +265,91 @@ patches:
         stdin=text,
     )
     assert len(out.split()) == len(objects)
+
+
+def test_helm_install_upgrade_and_uninstall_keep_the_webhooks_cabundle(
+    control_plane: ControlPlane, helm: Path, tmp_path: Path, no_webhooks_left: list[str]
+) -> None:
+    """README "Install with Helm": install, upgrade (--reuse-values), uninstall, with helm
+    talking to the API server; an upgrade keeps the caBundle the webhook wrote (the chart never
+    renders one in manage mode)."""
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": str(tmp_path / "cache"),
+        "HELM_CONFIG_HOME": str(tmp_path / "config"),
+        "HELM_DATA_HOME": str(tmp_path / "data"),
+    }
+    base = [str(helm), f"--kubeconfig={control_plane.kubeconfig}", "--namespace", "helm-life"]
+
+    def helm_run(*args: str) -> str:
+        proc = subprocess.run([*base, *args], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, f"helm {args[0]}: {proc.stderr.strip()}"
+        return proc.stdout
+
+    kubectl(control_plane, "create", "namespace", "helm-life-fn")
+    no_webhooks_left.append("life-pf-webhook")
+    # Ignore: nothing answers behind these configurations in this test
+    helm_run(
+        "install",
+        "life",
+        str(CHART),
+        "--create-namespace",
+        "--set",
+        "functionNamespaces={helm-life-fn}",
+        "--set",
+        "failurePolicy=Ignore",
+    )
+    config = json.loads(
+        kubectl(
+            control_plane,
+            "-n",
+            "helm-life",
+            "get",
+            "configmap",
+            "life-pf-webhook-config",
+            "-o",
+            "json",
+        )
+    )
+    assert "enforcement: warn" in config["data"]["functions_worker.yml"]
+    bundle = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="  # what the webhook would have written
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        kubectl(
+            control_plane,
+            "patch",
+            kind,
+            "life-pf-webhook",
+            "--type=json",
+            "-p",
+            json.dumps(
+                [{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": bundle}]
+            ),
+        )
+    helm_run("upgrade", "life", str(CHART), "--reuse-values", "--set", "enforcement=deny")
+    config = json.loads(
+        kubectl(
+            control_plane,
+            "-n",
+            "helm-life",
+            "get",
+            "configmap",
+            "life-pf-webhook-config",
+            "-o",
+            "json",
+        )
+    )
+    assert "enforcement: deny" in config["data"]["functions_worker.yml"]
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        stored = json.loads(kubectl(control_plane, "get", kind, "life-pf-webhook", "-o", "json"))
+        assert stored["webhooks"][0]["clientConfig"]["caBundle"] == bundle, kind
+    helm_run("uninstall", "life")
+    left = kubectl(
+        control_plane,
+        "get",
+        "mutatingwebhookconfiguration,validatingwebhookconfiguration,clusterrole,clusterrolebinding",
+        "-o",
+        "name",
+    )
+    assert not [n for n in left.split() if n.split("/")[1].startswith("life-pf-webhook")], left
+    roles = kubectl(control_plane, "-n", "helm-life-fn", "get", "role,rolebinding", "-o", "name")
+    assert roles.strip() == ""
