@@ -15,13 +15,14 @@ from typing import Any, Literal
 
 import yaml
 
-from webhook import quantity
+from webhook import command, quantity
 
 Action = Literal["deny", "warn", "audit", "off"]
 ACTIONS: tuple[Action, ...] = ("deny", "warn", "audit", "off")
 
 RULES: tuple[str, ...] = (
     "function/details",
+    "command/uneditable",
     "naming/label-key",
     "naming/label-value",
     "naming/statefulset-name",
@@ -131,6 +132,7 @@ class Config:
     allowed_toleration_keys: tuple[str, ...] = ()
     allowed_node_selector_keys: tuple[str, ...] = ()
     max_container_resources: Mapping[str, str] = field(default_factory=dict)
+    max_command_length: int = command.DEFAULT_MAX_LENGTH  # webhook.limits
     enforcement: Literal["deny", "warn", "audit"] = "deny"
     rules: Mapping[str, Action] = field(default_factory=dict)
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -405,7 +407,16 @@ def _auth_provider_config(section: Mapping[str, Any], path: str) -> dict[str, An
     }
 
 
-_WEBHOOK_KEYS = ("naming", "secrets", "tokens", "customizer", "policy", "server", "kube")
+_WEBHOOK_KEYS = (
+    "naming",
+    "secrets",
+    "tokens",
+    "customizer",
+    "policy",
+    "limits",
+    "server",
+    "kube",
+)
 
 
 def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
@@ -524,6 +535,16 @@ def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
         rules[rule] = _choice(action, f"webhook.policy.rules.{rule}", ACTIONS)  # type: ignore[assignment]
     if rules:
         changes["rules"] = rules
+
+    limits = _map(section.get("limits"), "webhook.limits")
+    _known_keys(limits, "webhook.limits", ("maxCommandLength",))
+    if "maxCommandLength" in limits:
+        length = _int(limits["maxCommandLength"], "webhook.limits.maxCommandLength")
+        if not 1024 <= length <= 4 * 1024 * 1024:
+            raise ConfigError(
+                f"webhook.limits.maxCommandLength: {length} is not in [1024, 4194304] characters"
+            )
+        changes["max_command_length"] = length
 
     server = _map(section.get("server"), "webhook.server")
     _known_keys(

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from webhook import customizer, labels, naming, quantity, tokens, workload
-from webhook.analysis import Analysis, Refusal, analyse
+from webhook.analysis import Analysis, Refusal, analyse, command_edits
 from webhook.config import Action, Config, Resources
 from webhook.findings import Finding
 
@@ -63,7 +63,7 @@ def needed_secrets(obj: Any, config: Config) -> tuple[set[str], set[str]]:
     if not workload.is_function_workload(obj):
         return set(), set()
     try:
-        analysis = analyse(obj)
+        analysis = analyse(obj, max_command_length=config.max_command_length)
     except Refusal:
         return set(), set()
     refs = {r.secret for r in analysis.secret_refs} if config.secrets_enabled else set()
@@ -77,7 +77,7 @@ def validate(
     if not workload.is_function_workload(obj):
         return ValidationResult()
     try:
-        analysis = analyse(obj)
+        analysis = analyse(obj, max_command_length=config.max_command_length)
     except Refusal as exc:
         return ValidationResult(refusal=str(exc), is_function=True)
     obj = workload.without_nulls(obj)  # null means absent, as the API server reads it
@@ -105,6 +105,7 @@ def _findings(
     if config.secrets_enabled:
         found += analysis.secret_findings
     found += tokens.check(pod, config)
+    found += _command(analysis, config)
     if config.customizer_enabled:
         found += analysis.options_findings
         found += customizer.check(
@@ -156,6 +157,13 @@ def _names(obj: Mapping[str, Any], analysis: Analysis) -> list[Finding]:
             )
         )
     return found
+
+
+def _command(analysis: Analysis, config: Config) -> list[Finding]:
+    """Our flags must reach the instance: deny what the mutation could not edit safely."""
+    edit = command_edits(analysis, config).edit
+    where = f"{analysis.container_path}.command[2]"
+    return [Finding("command/uneditable", where, r) for r in (edit.refused if edit else [])]
 
 
 # ---------------------------------------------------------------------------------------------

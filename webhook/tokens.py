@@ -227,33 +227,27 @@ def auth_flags(config: Config) -> dict[str, str]:
     return flags
 
 
-def set_auth_flags(container: dict[str, Any], config: Config) -> list[str]:
-    """Point the instance at the projected token (and CA); returns warnings for replaced values."""
-    cmd = container.get("command")
-    if not (isinstance(cmd, list) and len(cmd) >= 3 and cmd[-2] == "-c"):
-        return []
-    script: str = cmd[-1]
+def set_auth_flags(script: command.Edit, config: Config) -> list[str]:
+    """Point the instance at the projected token (and CA); returns warnings for replaced values.
+
+    Raises CommandError if Go's `-instance-conf` is not a JSON object we can edit.
+    """
     warnings: list[str] = []
-    conf = command.get_json_flag(script, "-instance-conf")
+    conf = script.get_json("-instance-conf")
+    members: dict[str, str] = {}
     for flag, value in auth_flags(config).items():
         if conf is not None:
             current = conf.get(GO_KEYS[flag])
-            conf[GO_KEYS[flag]] = value
+            members[GO_KEYS[flag]] = value
         else:
-            current = command.get_flag(script, flag)
-            script = command.set_flag(script, flag, value)
+            current = script.get(flag)
+            script.set(flag, value)
         if current not in (None, "", value):
             shown = "(previous value not shown)" if flag in SECRET_FLAGS else str(current)
             warnings.append(f"{flag}: replaced {shown} with {value}")
     if conf is not None:
-        new_script = command.set_json_flag(script, "-instance-conf", conf)
-        if command.get_json_flag(new_script, "-instance-conf") != command.get_json_flag(
-            script, "-instance-conf"
-        ):
-            script = new_script
-    if script != cmd[-1]:
-        cmd[-1] = script
-    return warnings
+        script.set_json("-instance-conf", members)
+    return [] if script.refused else warnings
 
 
 # ---------------------------------------------------------------------------------------------

@@ -264,19 +264,46 @@ def _json_string_field(details: Mapping[str, Any], key: str, path: str) -> str |
     return value
 
 
+def parse_script(
+    container: Mapping[str, Any], *, max_length: int = command.DEFAULT_MAX_LENGTH
+) -> command.Script | None:
+    """The container's `sh -c` script, parsed once (None if it has none); CommandError if it
+    cannot be read."""
+    script = instance_script(container)
+    return None if script is None else command.parse(script, max_length=max_length)
+
+
 def read_details(
-    obj: Mapping[str, Any], container_index: int
+    obj: Mapping[str, Any],
+    container_index: int,
+    *,
+    max_command_length: int = command.DEFAULT_MAX_LENGTH,
 ) -> tuple[FunctionDetails, list[DetailsProblem]]:
     """FunctionDetails from the command line and our annotations, plus what could not be read.
 
     A workload without `--function_details`/`-instance-conf` simply has empty details.
     """
-    problems: list[DetailsProblem] = []
     container = obj["spec"]["template"]["spec"]["containers"][container_index]
+    try:
+        script = parse_script(container, max_length=max_command_length)
+    except command.CommandError as exc:
+        return details_from(obj, container_index, None, str(exc))
+    return details_from(obj, container_index, script, None)
+
+
+def details_from(
+    obj: Mapping[str, Any],
+    container_index: int,
+    script: command.Script | None,
+    script_problem: str | None,
+) -> tuple[FunctionDetails, list[DetailsProblem]]:
+    """FunctionDetails from an already parsed script (or the reason it could not be parsed)."""
+    problems: list[DetailsProblem] = []
     cmd_path = f"{CONTAINERS_PATH}[{container_index}].command[2]"
     fields: dict[str, Any] = {}
-    script = instance_script(container)
-    if script is not None:
+    if script_problem is not None:
+        problems.append(DetailsProblem(cmd_path, script_problem))
+    elif script is not None:
         try:
             fields = _details_from_script(script, cmd_path)
         except (command.CommandError, WorkloadError) as exc:
@@ -293,12 +320,12 @@ def read_details(
     return FunctionDetails(**fields), problems
 
 
-def _details_from_script(script: str, path: str) -> dict[str, Any]:
-    details = command.get_json_flag(script, "--function_details")
+def _details_from_script(script: command.Script, path: str) -> dict[str, Any]:
+    details = command.read_json_flag(script, "--function_details")
     where = f"{path} --function_details"
     runtime: Runtime | None = None
     if details is None:
-        conf = command.get_json_flag(script, "-instance-conf")
+        conf = command.read_json_flag(script, "-instance-conf")
         if conf is None:
             return {}
         where = f"{path} -instance-conf functionDetails"
@@ -310,6 +337,8 @@ def _details_from_script(script: str, path: str) -> dict[str, Any]:
                 raise WorkloadError(
                     f"{where}: not valid JSON ({exc.msg} at character {exc.pos})"
                 ) from None
+            except RecursionError:
+                raise WorkloadError(f"{where}: JSON nested too deeply") from None
         elif isinstance(raw, Mapping):
             details = dict(raw)
         else:
