@@ -45,6 +45,7 @@ class Word:
     expands: bool = False  # holds $, `...`, an unquoted glob or a leading ~: known at run time
     plain: bool = True  # no quoting at all (reserved words and io numbers are only plain)
     assignment: bool = False  # `NAME=...` (before the command name it sets a variable)
+    odd_space: int = -1  # where an unquoted non-ASCII space (NBSP...) is: not a blank to sh
 
 
 Token = Word  # the name older callers use
@@ -74,6 +75,7 @@ class Command:
 _BLANKS = re.compile(r"[ \t]+")
 _PLAIN = re.compile(r"[^ \t\n'\"\\$`;&|()<>]+")
 _GLOB = re.compile(r"[*?\[]")
+_ODD_SPACE = re.compile(r"[^\S \t\n]")  # Unicode spaces other than sh's blanks
 _IN_DOUBLE = re.compile(r'[^"\\$`]+')
 _OPERATORS = ("<<-", "&&", "||", ";;", "<<", ">>", "<&", ">&", "<>", ">|", ";", "&", "|", "(", ")", "<", ">")  # fmt: skip
 _OPERATOR_START = frozenset(";&|()<>")
@@ -143,7 +145,7 @@ class _Lexer:
 
     def word(self, pos: int, depth: int) -> Word:
         text, n = self.text, self.n
-        start, parts, expands, plain = pos, [], False, True
+        start, parts, expands, plain, odd_space = pos, [], False, True, -1
         while pos < n:
             char = text[pos]
             if char in " \t\n" or char in _OPERATOR_START:
@@ -153,6 +155,9 @@ class _Lexer:
                 segment = match.group()
                 if _GLOB.search(segment) or (pos == start and segment[0] == "~"):
                     expands = True
+                if odd_space < 0:
+                    space = _ODD_SPACE.search(segment)
+                    odd_space = pos + space.start() if space else -1
                 parts.append(segment)
                 pos = match.end()
             elif char == "'":
@@ -181,7 +186,7 @@ class _Lexer:
                 expands = expands or expansion
                 pos = end
         assignment = bool(_ASSIGNMENT.match(text, start, pos))
-        return Word("".join(parts), start, pos, expands, plain, assignment)
+        return Word("".join(parts), start, pos, expands, plain, assignment, odd_space)
 
     def double(self, pos: int, depth: int, parts: list[str]) -> tuple[int, bool]:
         """A double-quoted part from its opening quote; returns (end, holds an expansion)."""
@@ -314,6 +319,7 @@ def _name_index(command: Command) -> int:
     return len(command.words)
 
 
+_INSTANCE_PROGRAM = re.compile(r"java|python[0-9.]*")
 _OPAQUE = {"eval", ".", "source", "alias", "unalias", "command", "exec"}
 
 
@@ -414,6 +420,8 @@ def _shape_problem(commands: list[Command], execs: list[tuple[Command, int]]) ->
             return (
                 f"a command name only known at run time ({name.text!r} at character {name.start})"
             )
+        if name.text.startswith("-"):
+            return f"a command named {name.text!r} at character {name.start} (a flag on a line of its own?)"
         if command is instance or (name.text == "exec" and at + 1 == len(command.words)):
             continue  # `exec 2>&1` only redirects
         if name.text in _OPAQUE:
@@ -423,9 +431,15 @@ def _shape_problem(commands: list[Command], execs: list[tuple[Command, int]]) ->
         return f"a command after the instance's exec (at character {later[0].start})"
     if instance.before == "|" or instance.after in ("|", "&"):
         return "the instance runs in a pipeline or in the background"
+    spaced = next((w for w in instance.words if w.odd_space >= 0), None)
+    if spaced is not None:
+        return f"a space character sh does not read as a blank (such as NBSP) at character {spaced.odd_space}"
     word = instance.words[program]
     if word.expands or word.text.startswith("-"):
         return f"the program {word.text!r} is only known at run time"
+    go = any(w.text == "-instance-conf" for w in instance.words[program + 1 :])
+    if not (_INSTANCE_PROGRAM.fullmatch(word.text.rsplit("/", 1)[-1]) or go):
+        return f"the exec'd program {word.text!r} is not a Pulsar instance (java, python3, or a Go binary with -instance-conf)"
     return None
 
 
