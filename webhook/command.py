@@ -538,6 +538,9 @@ class Edit:
         return self.values[flag] if flag in self.values else self.script.get(flag)
 
     def set(self, flag: str, value: str) -> None:
+        if "\0" in value:  # no argv can hold it
+            self.refused.append(f"cannot set {flag}: the value holds a NUL character")
+            return
         if flag not in self.values:
             word = self.script.flag_word(flag)
             if word is not None and word.text == value and not word.expands:
