@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 DEFAULT_MAX_LENGTH = 64 * 1024  # characters; the worker's commands are a few KiB
 MAX_NESTING = 16  # $( inside $( inside ...
@@ -35,8 +35,7 @@ class CommandError(ValueError):
     """The command line cannot be read (unterminated quote, here-document, over the limit...)."""
 
 
-@dataclass(frozen=True)
-class Word:
+class Word(NamedTuple):
     """A word as sh reads it, with its span in the script."""
 
     text: str  # after quote removal; expansions kept as written (`$SHARD_ID`)
@@ -72,7 +71,11 @@ class Command:
 # ---------------------------------------------------------------------------------------------
 # the lexer
 
-_BLANKS = re.compile(r"[ \t]+")
+_FAST = re.compile(
+    r"(?P<blanks>[ \t]+)"
+    r"|(?P<word>[^ \t\n'\"\\$`;&|()<>#~*?\[\s][^ \t\n'\"\\$`;&|()<>*?\[\s]*)(?=[ \t\n;&|()<>]|\Z)"
+    r"|(?P<quoted>'[^']*')(?=[ \t\n;&|()<>]|\Z)"
+)
 _PLAIN = re.compile(r"[^ \t\n'\"\\$`;&|()<>]+")
 _GLOB = re.compile(r"[*?\[]")
 _ODD_SPACE = re.compile(r"[^\S \t\n]")  # Unicode spaces other than sh's blanks
@@ -110,10 +113,21 @@ class _Lexer:
         out: list[Word | _Op] = []
         parens = 0
         while pos < n:
+            fast = _FAST.match(text, pos)
+            if fast is not None:  # blanks, a plain word or a single-quoted word: most of a script
+                end, kind = fast.end(), fast.lastgroup
+                if kind == "word":
+                    plain = fast.group()
+                    if closing and plain == "case":
+                        raise CommandError(f"a case statement inside $(...) at character {pos}")
+                    assignment = "=" in plain and _ASSIGNMENT.match(plain) is not None
+                    out.append(Word(plain, pos, end, False, True, assignment))
+                elif kind == "quoted":
+                    out.append(Word(text[pos + 1 : end - 1], pos, end, False, False))
+                pos = end
+                continue
             char = text[pos]
-            if char in " \t":
-                pos = _BLANKS.match(text, pos).end()  # type: ignore[union-attr]
-            elif char == "\n":
+            if char == "\n":
                 out.append(_Op("\n", pos, pos + 1))
                 pos += 1
             elif char == "#":
