@@ -547,6 +547,7 @@ class Edit:
     script: Script
     values: dict[str, str] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    download: dict[str, tuple[Word, str]] = field(default_factory=dict)  # flag -> (word, value)
 
     def get(self, flag: str) -> str | None:
         return self.values[flag] if flag in self.values else self.script.get(flag)
@@ -579,9 +580,41 @@ class Edit:
         if raw is not None:
             self.set(flag, set_json_members(raw, flag, members))
 
+    def set_download(self, flag: str, value: str) -> None:
+        """Give `flag` of the download step (the script's first command, before the instance:
+        `pulsar-admin ... functions download`) the value `value`, only if the flag is there."""
+        script = self.script
+        first = script.commands[0] if script.commands else None
+        if first is None or first is script.instance or script.instance is None:
+            return
+        args = first.words[_name_index(first) + 1 :]
+        positions = [i for i, w in enumerate(args) if w.text == flag]
+        if not positions or (
+            len(positions) == 1
+            and positions[0] + 1 < len(args)
+            and args[positions[0] + 1].text == value
+            and not args[positions[0] + 1].expands
+        ):
+            return
+        reason = script.problem
+        if reason is None and len(positions) > 1:
+            reason = f"{flag} appears {len(positions)} times on the download command"
+        elif reason is None and positions[0] == len(args) - 1:
+            reason = f"{flag} is the download command's last word, with no value"
+        elif reason is None and args[positions[0] + 1].expands:
+            reason = f"the value of {flag} on the download command holds a shell expansion"
+        elif reason is None and "\0" in value:
+            reason = "the value holds a NUL character"
+        if reason:
+            message = f"cannot set {flag} (download): {reason}"
+            if message not in self.refused:
+                self.refused.append(message)
+            return
+        self.download[flag] = (args[positions[0] + 1], value)
+
     @property
     def changed(self) -> bool:
-        return bool(self.values) and not self.refused
+        return bool(self.values or self.download) and not self.refused
 
     def render(self) -> str:
         """The script with every recorded edit, or unchanged if any edit was refused."""
@@ -600,6 +633,8 @@ class Edit:
         if appended:
             at = script.instance.end
             replacements.append((at, at, "".join(appended)))
+        for word, value in self.download.values():
+            replacements.append((word.start, word.end, quote(value)))
         replacements.sort()
         pieces, last = [], 0
         for start, end, new in replacements:

@@ -33,6 +33,12 @@ GO_KEYS = {
     "--tls_trust_cert_path": "tlsTrustCertsFilePath",
 }
 SECRET_FLAGS = {"--client_auth_params"}  # may hold credentials: never echo their values
+# the same settings on the `pulsar-admin ... functions download` the worker puts first
+DOWNLOAD_FLAGS = {
+    "--client_auth_plugin": "--auth-plugin",
+    "--client_auth_params": "--auth-params",
+    "--tls_trust_cert_path": "--tls-trust-cert-path",
+}
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,10 @@ def set_auth_flags(script: command.Edit, config: Config) -> list[str]:
             warnings.append(f"{flag}: replaced {shown} with {value}")
     if conf is not None:
         script.set_json("-instance-conf", members)
+    # the download step gets the same credentials (the worker writes both from one auth
+    # config); only flags already there change
+    for flag, value in auth_flags(config).items():
+        script.set_download(DOWNLOAD_FLAGS[flag], value)
     return [] if script.refused else warnings
 
 

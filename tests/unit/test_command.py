@@ -675,3 +675,47 @@ def test_a_megabyte_script_is_refused_by_the_default_limit() -> None:
 def test_the_limit_must_be_sensible(value: object) -> None:
     with pytest.raises(config.ConfigError, match=r"webhook\.limits\.maxCommandLength"):
         config.from_mapping({"webhook": {"limits": {"maxCommandLength": value}}})
+
+
+# ---------------------------------------------------------------------------------------------
+# the download step (`pulsar-admin ... functions download`) gets the same credentials
+
+DOWNLOAD = (
+    "/pulsar/bin/pulsar-admin --admin-url http://b:8080 --auth-plugin P --auth-params {params} "
+    "functions download --tenant t --namespace n --name f --destination-file /pulsar/f.jar"
+    " && exec java -cp x Main --client_auth_plugin P --client_auth_params a"
+)
+
+
+def test_the_download_step_s_flags_change_only_where_present() -> None:
+    edit = command.Edit(command.parse(DOWNLOAD.format(params="a")))
+    edit.set_download("--auth-params", "file:///etc/auth/token")
+    edit.set_download("--tls-trust-cert-path", "/etc/auth/ca.crt")  # absent: not added
+    edit.set("--client_auth_params", "file:///etc/auth/token")
+    assert edit.refused == []
+    assert edit.render() == DOWNLOAD.format(params="file:///etc/auth/token").replace(
+        "--client_auth_params a", "--client_auth_params file:///etc/auth/token"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        pytest.param("$(canary a b)", "holds a shell expansion", id="substitution"),
+        pytest.param("a --auth-params b", "appears 2 times", id="twice"),
+    ],
+)
+def test_a_download_flag_we_cannot_prove_is_refused(params: str, reason: str) -> None:
+    script = DOWNLOAD.format(params=params)
+    edit = command.Edit(command.parse(script))
+    edit.set_download("--auth-params", "file:///etc/auth/token")
+    assert len(edit.refused) == 1 and reason in edit.refused[0]
+    assert edit.refused[0].startswith("cannot set --auth-params (download): ")
+    assert edit.render() == script
+
+
+def test_the_instance_itself_is_never_taken_for_the_download() -> None:
+    script = "exec java -cp x Main --auth-params a"
+    edit = command.Edit(command.parse(script))
+    edit.set_download("--auth-params", "b")
+    assert not edit.changed and edit.render() == script

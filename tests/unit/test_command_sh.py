@@ -7,8 +7,8 @@ comments and commands, a flag on the next line, a second exec, here-documents, p
 `eval`, `alias`, subshells. Each script goes through the real mutation; when it changes the
 script, the original and the mutated script both run under a real dash with stub binaries on
 PATH that record their argv. The mutated instance's argv must be the original one with exactly
-our flags changed or added, and every other command must run exactly as before: no injection,
-no lost flag. When the mutation leaves the script untouched, the validation must deny it with
+our flags changed or added, the download step's the original one with its auth flags set to
+ours, and every other command must run exactly as before: no injection, no lost flag. When the mutation leaves the script untouched, the validation must deny it with
 `command/uneditable` (or the details were unreadable), for exactly the reasons it warned of.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -380,6 +381,15 @@ def _expected_argv(original: tuple[str, ...], ours: list[tuple[str, str]]) -> li
     return argv
 
 
+def _download_argv(original: tuple[str, ...], flags: dict[str, str]) -> tuple[str, ...]:
+    """The download step's argv with the flags it already has set to ours."""
+    argv = list(original)
+    for index in range(len(argv) - 1):
+        if argv[index] in flags:
+            argv[index + 1] = flags[argv[index]]
+    return tuple(argv)
+
+
 def _text_json(text: str) -> Any:
     """JSON with every number kept as its text, and NaN/Infinity refused (not JSON)."""
 
@@ -410,6 +420,13 @@ def check(sandbox: Sandbox, runtime: str, script: str, secrets_map: bool) -> str
     instance_before = [c for c in before if c[0] in INSTANCES]
     instance_after = [c for c in after if c[0] in INSTANCES]
     others_before = [c for c in before if c[0] not in INSTANCES]
+    first = re.sub(r"\A(?:[ \t]*(?:#[^\n]*)?\n)*", "", script)  # past comment lines
+    if first.startswith(f"{sandbox.root}/bin/pulsar-admin "):  # the download step: same auth
+        download = {tokens.DOWNLOAD_FLAGS[f]: v for f, v in tokens.auth_flags(CONFIG).items()}
+        others_before = [
+            (name, _download_argv(argv, download) if name == "pulsar-admin" else argv)
+            for name, argv in others_before
+        ]
     others_after = [c for c in after if c[0] not in INSTANCES]
     # background jobs may log in either order: compare as multisets
     assert sorted(others_after) == sorted(others_before), (
@@ -481,6 +498,7 @@ def _java(**changes: Any) -> str:
 SHAPES = [
     pytest.param(_java(), "edited", id="worker-java-with-auth"),
     pytest.param(_java(auth=None), "edited", id="worker-java-no-auth"),
+    pytest.param(_java(auth="token:x", trust="/x/ca.pem"), "edited", id="download-auth-follows"),
     pytest.param(
         worker_script(
             ROOT,
