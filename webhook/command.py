@@ -47,9 +47,6 @@ class Word(NamedTuple):
     odd_space: int = -1  # where an unquoted non-ASCII space (NBSP...) is: not a blank to sh
 
 
-Token = Word  # the name older callers use
-
-
 @dataclass(frozen=True)
 class _Op:
     text: str  # an operator, or "\n"
@@ -390,7 +387,7 @@ class Script:
             if key == name or (
                 word.text.startswith("--") and len(key) > 1 and name.startswith(key)
             ):
-                return f"{flag} is also given as {word.text.split('=', 1)[0]!r} on the instance's command"
+                return f"{flag} is also given as {_show(word.text.split('=', 1)[0])} on the instance's command"
         return None
 
 
@@ -418,12 +415,17 @@ def parse(script: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> Script:
     return Script(script, tuple(commands), instance, program, problem)
 
 
+def _show(text: str) -> str:
+    """A word for a message: quoted, and cut short (messages name things, they do not copy)."""
+    return repr(text if len(text) <= 40 else text[:39] + "…")
+
+
 def _shape_problem(commands: list[Command], execs: list[tuple[Command, int]]) -> str | None:
     if not execs:
         return "the script has no `exec <program>` command to carry the flags"
     if len(execs) > 1:
         second = execs[-2][0].words[execs[-2][1]]
-        return f"a second exec (of {second.text!r} at character {second.start})"
+        return f"a second exec (of {_show(second.text)} at character {second.start})"
     instance, program = execs[0]
     for command in commands:
         at = _name_index(command)
@@ -431,11 +433,9 @@ def _shape_problem(commands: list[Command], execs: list[tuple[Command, int]]) ->
             continue
         name = command.words[at]
         if name.expands:
-            return (
-                f"a command name only known at run time ({name.text!r} at character {name.start})"
-            )
+            return f"a command name only known at run time (at character {name.start})"
         if name.text.startswith("-"):
-            return f"a command named {name.text!r} at character {name.start} (a flag on a line of its own?)"
+            return f"a command named {_show(name.text)} at character {name.start} (a flag on a line of its own?)"
         if command is instance or (name.text == "exec" and at + 1 == len(command.words)):
             continue  # `exec 2>&1` only redirects
         if name.text in _OPAQUE:
@@ -450,10 +450,10 @@ def _shape_problem(commands: list[Command], execs: list[tuple[Command, int]]) ->
         return f"a space character sh does not read as a blank (such as NBSP) at character {spaced.odd_space}"
     word = instance.words[program]
     if word.expands or word.text.startswith("-"):
-        return f"the program {word.text!r} is only known at run time"
+        return f"the program at character {word.start} is only known at run time"
     go = any(w.text == "-instance-conf" for w in instance.words[program + 1 :])
     if not (_INSTANCE_PROGRAM.fullmatch(word.text.rsplit("/", 1)[-1]) or go):
-        return f"the exec'd program {word.text!r} is not a Pulsar instance (java, python3, or a Go binary with -instance-conf)"
+        return f"the exec'd program {_show(word.text)} is not a Pulsar instance (java, python3, or a Go binary with -instance-conf)"
     return None
 
 
