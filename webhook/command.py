@@ -70,8 +70,8 @@ class Command:
 
 _FAST = re.compile(
     r"(?P<blanks>[ \t]+)"
-    r"|(?P<word>[^ \t\n'\"\\$`;&|()<>#~*?\[\s][^ \t\n'\"\\$`;&|()<>*?\[\s]*)(?=[ \t\n;&|()<>]|\Z)"
-    r"|(?P<quoted>'[^']*')(?=[ \t\n;&|()<>]|\Z)"
+    r"|(?P<word>[^ \t\n'\"\\$`;&|()<>#~*?\[\s][^ \t\n'\"\\$`;&|()<>*?\[\s]*+)(?=[ \t\n;&|()<>]|\Z)"
+    r"|(?P<quoted>'[^']*+')(?=[ \t\n;&|()<>]|\Z)"
 )
 _PLAIN = re.compile(r"[^ \t\n'\"\\$`;&|()<>]+")
 _GLOB = re.compile(r"[*?\[]")
@@ -83,10 +83,11 @@ _REDIRECTIONS = frozenset({"<", ">", ">>", "<&", ">&", "<>", ">|"})
 _SEPARATORS = frozenset({";", "&", "&&", "||", "|", "\n"})
 _PARAMETER = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?$!-])")
 _BRACED = re.compile(r"\$\{[^}'\"\\$`{]*\}")
+# possessive quantifiers: one way to read each text, so a failed match fails in linear time
 _ARITHMETIC = re.compile(
-    r"\$\(\((?:[^()'\"\\`$]|\$[A-Za-z_][A-Za-z0-9_]*|\$[0-9#?$!@*-]|\([^()'\"\\`$]*\))*\)\)"
+    r"\$\(\((?:[^()'\"\\`$]++|\$[A-Za-z_][A-Za-z0-9_]*+|\$[0-9#?$!@*-]|\([^()'\"\\`$]*+\))*+\)\)"
 )
-_BACKQUOTED = re.compile(r"`((?:[^`\\]|\\.)*)`", re.S)
+_BACKQUOTED = re.compile(r"`((?:[^`\\]++|\\.)*+)`", re.S)
 _RESERVED = frozenset(
     {"if", "then", "else", "elif", "fi", "do", "done", "case", "esac", "while", "until", "for"}
     | {"{", "}", "!", "in"}

@@ -435,6 +435,23 @@ def test_what_this_reader_cannot_follow_is_unreadable(script: str, message: str)
         command.parse(script)
 
 
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param("exec java $((" + "$abcdefgh" * 6000, id="arithmetic-without-end"),
+        pytest.param("exec java `" + "a\\" * 20000, id="backquote-without-end"),
+        pytest.param("exec java " + "a'b " * 15000 + "'", id="quotes-after-words"),
+        pytest.param("exec java " + "$(a " * 16 + "b " * 25000, id="substitutions-without-end"),
+        pytest.param("exec java " + '"$x' * 20001, id="double-quotes-without-end"),
+    ],
+)
+def test_hostile_scripts_are_read_in_one_pass_and_refused(script: str) -> None:
+    # an exponential or quadratic reader would not return from these (pytest-timeout fails it)
+    assert len(script) <= command.DEFAULT_MAX_LENGTH
+    with pytest.raises(CommandError):
+        command.parse(script)
+
+
 def test_the_command_line_length_is_bounded_before_any_parsing() -> None:
     with pytest.raises(CommandError, match=r"1048576 characters, above the limit of 65536 \("):
         command.parse("x" * 1024 * 1024)
