@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests import worker
-from webhook import config, mutation, policy, secrets, tokens
+from webhook import command, config, mutation, policy, secrets, tokens
 
 pytestmark = pytest.mark.slow
 
@@ -553,3 +553,41 @@ def test_shapes_from_the_issue(sandbox: Sandbox, script: str, outcome: str) -> N
     runtime = "GO" if "-instance-conf" in script else "PYTHON" if "python3" in script else "JAVA"
     secrets_map = "secretsMap" in script
     assert check(sandbox, runtime, script, secrets_map) == outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# the reader itself against dash: words and quotes
+
+TRICKY = st.text(
+    st.sampled_from(
+        [*"ab-=_./:,", " ", "\t", "'", '"', "\\", ";", "&", "|", "#", "\n", NBSP, "{", "}", "~"]
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    database=None,
+)
+@given(text=TRICKY)
+def test_the_reader_splits_words_as_dash_does(sandbox: Sandbox, text: str) -> None:
+    script = "canary " + text
+    try:
+        parsed = command.parse(script)
+    except command.CommandError as exc:
+        if "unterminated" in str(exc) and "\n" not in text:  # dash refuses the line: nothing runs
+            assert sandbox.run(script) == []
+        return
+    calls = sandbox.run(script)
+    expected = [
+        ("canary", tuple(w.text for w in c.words[1:]))
+        for c in parsed.commands
+        if c.words and c.words[0].text == "canary"
+    ]
+    grammar = parsed.problem is None or "no `exec <program>`" in parsed.problem
+    if grammar and all(not w.expands for c in parsed.commands for w in c.words):
+        # background jobs (`&`) may log in either order
+        assert sorted(calls) == sorted(expected), (script, parsed.commands)
