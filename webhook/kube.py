@@ -1,8 +1,9 @@
 """Shell: the cluster facts the validation needs, from watch-fed caches (kubernetes-asyncio).
 
-Secrets and StatefulSets are listed once, then watched. A Secret missing from the cache gets one
-live read, bounded by `webhook.kube.timeoutSeconds`, so a Secret created a moment before its
-StatefulSet is never reported missing. Of a Secret only its key names are kept: values are
+Secrets, StatefulSets and ServiceAccounts are listed once, then watched. A Secret or
+ServiceAccount missing from the cache gets one live read, bounded by `webhook.kube.timeoutSeconds`,
+so one created a moment before its StatefulSet is never reported missing. Of a ServiceAccount
+only its existence is kept. Of a Secret only its key names are kept: values are
 dropped as soon as an event is decoded.
 """
 
@@ -89,6 +90,11 @@ def secret_keys(secret: Any) -> frozenset[str]:
     return frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
 
 
+def exists(_: Any) -> bool:
+    """Of a ServiceAccount only its existence is kept."""
+    return True
+
+
 def statefulset_summary(sts: Any) -> policy.OtherStatefulSet:
     selector = (sts.spec.selector.match_labels if sts.spec and sts.spec.selector else None) or {}
     template = (
@@ -119,16 +125,27 @@ class ClusterFacts:
             {},
             asyncio.Event(),
         )
+        self.service_accounts: Reflector[bool] = Reflector(
+            "serviceaccounts",
+            self._core.list_service_account_for_all_namespaces,
+            exists,
+            {},
+            asyncio.Event(),
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(r.run(), name=f"watch-{r.name}")
-            for r in (self.secrets, self.statefulsets)
+            for r in (self.secrets, self.statefulsets, self.service_accounts)
         ]
 
     def ready(self) -> bool:
-        return self.secrets.synced.is_set() and self.statefulsets.synced.is_set()
+        return (
+            self.secrets.synced.is_set()
+            and self.statefulsets.synced.is_set()
+            and self.service_accounts.synced.is_set()
+        )
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -151,6 +168,20 @@ class ClusterFacts:
         self.secrets.store[(namespace, name)] = keys
         return keys
 
+    async def _live_service_account(self, namespace: str, name: str) -> bool:
+        try:
+            await self._core.read_namespaced_service_account(
+                name, namespace, _request_timeout=self._timeout
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise KubeError(
+                f"reading ServiceAccount {namespace}/{name}: HTTP {exc.status} {exc.reason}"
+            ) from None
+        self.service_accounts.store[(namespace, name)] = True
+        return True
+
     async def facts(self, obj: Any, *, namespace: str, config: Config) -> policy.ClusterFacts:
         refs, cas = policy.needed_secrets(obj, config)
         found: dict[str, frozenset[str] | None] = {}
@@ -169,7 +200,19 @@ class ClusterFacts:
             others = tuple(s for (ns, _), s in self.statefulsets.store.items() if ns == namespace)
         else:
             unavailable = unavailable or "StatefulSet cache not synced yet"
-        return policy.ClusterFacts(secrets=found, statefulsets=others, unavailable=unavailable)
+        accounts: dict[str, bool] = {}
+        account = policy.named_service_account(obj)
+        if account is not None:
+            if (namespace, account) in self.service_accounts.store:
+                accounts[account] = True
+            else:
+                try:  # a miss: the ServiceAccount may be seconds old, or absent; ask once, bounded
+                    accounts[account] = await self._live_service_account(namespace, account)
+                except (TimeoutError, KubeError, OSError) as exc:
+                    unavailable = str(exc) or type(exc).__name__
+        return policy.ClusterFacts(
+            secrets=found, statefulsets=others, unavailable=unavailable, service_accounts=accounts
+        )
 
 
 async def api_client(kubeconfig: str | None) -> client.ApiClient | None:
