@@ -459,6 +459,7 @@ STATS: dict[str, int] = {}
     database=None,
 )
 @given(data=st.data())
+@pytest.mark.timeout(600)  # about 30 s alone; allow for a machine shared with other work
 def test_edits_change_exactly_our_flags_under_a_real_sh(
     sandbox: Sandbox, data: st.DataObject
 ) -> None:
@@ -573,6 +574,7 @@ TRICKY = st.text(
     database=None,
 )
 @given(text=TRICKY)
+@pytest.mark.timeout(600)
 def test_the_reader_splits_words_as_dash_does(sandbox: Sandbox, text: str) -> None:
     script = "canary " + text
     try:
