@@ -182,9 +182,8 @@ class _Lexer:
                 pos, quoted_expands = self.double(pos, depth, parts)
                 expands, plain = expands or quoted_expands, False
             elif char == "\\":
-                if pos + 1 >= n:  # sh keeps a backslash at the very end
-                    parts.append("\\")
-                    pos += 1
+                if pos + 1 >= n:  # sh keeps it, but anything added after would be escaped
+                    raise CommandError(f"a backslash at the very end, at character {pos}")
                 elif text[pos + 1] == "\n":
                     raise CommandError(
                         f"a line continuation (backslash-newline) at character {pos}"
@@ -471,6 +470,15 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
+def _quote_before(value: str, text: str, at: int) -> str:
+    """`quote(value)` for a word ending at `at`: digits right before `<` or `>` would become a
+    file descriptor number (`2>x`), so they are quoted there."""
+    quoted = quote(value)
+    if quoted.isdigit() and text[at : at + 1] in ("<", ">"):
+        return f"'{value}'"
+    return quoted
+
+
 def _json_object(text: str, flag: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -630,12 +638,12 @@ class Edit:
             if word is None:
                 appended.append(f" {flag} {quote(value)}")
             else:
-                replacements.append((word.start, word.end, quote(value)))
+                replacements.append((word.start, word.end, _quote_before(value, text, word.end)))
         if appended:
             at = script.instance.end
             replacements.append((at, at, "".join(appended)))
         for word, value in self.download.values():
-            replacements.append((word.start, word.end, quote(value)))
+            replacements.append((word.start, word.end, _quote_before(value, text, word.end)))
         replacements.sort()
         pieces, last = [], 0
         for start, end, new in replacements:

@@ -410,7 +410,6 @@ NBSP = "\u00a0"
         pytest.param("a $((1 + (2))) d", ["a", "$((1 + (2)))", "d"], id="arithmetic"),
         pytest.param("a 2>&1 b >f c", ["a", "b", "c"], id="redirections-are-not-words"),
         pytest.param("a $ b$", ["a", "$", "b$"], id="lone-dollars"),
-        pytest.param("a\\", ["a\\"], id="backslash-at-the-end"),
     ],
 )
 def test_words_end_where_sh_ends_them(script: str, words: list[str]) -> None:
@@ -427,6 +426,7 @@ def test_words_end_where_sh_ends_them(script: str, words: list[str]) -> None:
         pytest.param("exec java $(a", "unterminated $(", id="open-substitution"),
         pytest.param("exec java `a", "unterminated backquote", id="open-backquote"),
         pytest.param("exec java a\0b", "NUL character at character 11", id="nul"),
+        pytest.param("exec java a\\", "a backslash at the very end", id="backslash-at-the-end"),
         pytest.param("exec java " + "$(" * 40 + ")" * 40, "nested over 16 deep", id="deep"),
     ],
 )
@@ -736,3 +736,9 @@ def test_the_instance_itself_is_never_taken_for_the_download() -> None:
     edit = command.Edit(command.parse(script))
     edit.set_download("--auth-params", "b")
     assert not edit.changed and edit.render() == script
+
+
+def test_digits_written_right_before_a_redirection_stay_an_argument() -> None:
+    edited = command.set_flag("exec java --port abc>/dev/null", "--port", "2")
+    assert edited == "exec java --port '2'>/dev/null"
+    assert command.get_flag(edited, "--port") == "2"
