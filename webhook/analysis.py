@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import command, customizer, secrets, tokens, workload
+from webhook.bounded import DEFAULT_LIMITS, Limits
 from webhook.config import Config, RuntimeOptions
 from webhook.findings import Finding
 
@@ -37,9 +38,7 @@ class Analysis:
         return customizer.merge(config.cluster_options, self.options)
 
 
-def analyse(
-    obj: Mapping[str, Any], *, max_command_length: int = command.DEFAULT_MAX_LENGTH
-) -> Analysis:
+def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis:
     """Raises Refusal when the object is not a StatefulSet we can read."""
     problem = workload.shape_error(obj)
     if problem:
@@ -52,15 +51,15 @@ def analyse(
     script: command.Script | None = None
     script_problem: str | None = None
     try:
-        script = workload.parse_script(container, max_length=max_command_length)
+        script = workload.parse_script(container, max_length=limits.max_command_length)
     except command.CommandError as exc:
         script_problem = str(exc)
-    details, problems = workload.details_from(obj, index, script, script_problem)
+    details, problems = workload.details_from(obj, index, script, script_problem, limits)
     refs, secret_findings = secrets.parse(
-        details.secrets_map, details.secrets_source or "secretsMap"
+        details.secrets_map, details.secrets_source or "secretsMap", limits
     )
     options, doc, option_findings, notes = customizer.parse(
-        details.custom_runtime_options, details.options_source or "customRuntimeOptions"
+        details.custom_runtime_options, details.options_source or "customRuntimeOptions", limits
     )
     return Analysis(
         container_index=index,
@@ -91,7 +90,7 @@ def command_edits(analysis: Analysis, config: Config) -> CommandEdits:
     script = analysis.script
     if script is None:
         return CommandEdits(None)
-    edit = command.Edit(script)
+    edit = command.Edit(script, limits=config.limits)
     result = CommandEdits(edit)
     if config.secrets_enabled and analysis.secret_refs:
         result.provider_warnings = secrets.set_provider(edit, analysis.details.runtime)

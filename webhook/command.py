@@ -26,7 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-DEFAULT_MAX_LENGTH = 64 * 1024  # characters; the worker's commands are a few KiB
+from webhook import bounded
+from webhook.bounded import DEFAULT_LIMITS, Limits
+
+DEFAULT_MAX_LENGTH = DEFAULT_LIMITS.max_command_length  # the worker's commands are a few KiB
 MAX_NESTING = 16  # $( inside $( inside ...
 LIMIT_KEY = "webhook.limits.maxCommandLength"
 
@@ -479,13 +482,13 @@ def _quote_before(value: str, text: str, at: int) -> str:
     return quoted
 
 
-def _json_object(text: str, flag: str) -> dict[str, Any]:
+def _json_object(text: str, flag: str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Strict JSON within `limits` (depth, digits, finite numbers), or CommandError."""
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{flag} is not valid JSON: {exc.msg} at character {exc.pos}") from None
-    except RecursionError:
-        raise CommandError(f"{flag} is JSON nested too deeply") from None
+        value = bounded.loads(text, limits)
+    except bounded.JsonLimitError as exc:
+        joint = " is" if str(exc).startswith("not valid JSON") else ":"
+        raise CommandError(f"{flag}{joint} {exc}") from None
     if not isinstance(value, dict):
         raise CommandError(f"{flag} must be a JSON object, got {type(value).__name__}")
     return value
@@ -519,10 +522,12 @@ def _members(text: str) -> tuple[list[tuple[str, int, int]], int]:
         pos = _JSON_SPACE.match(text, pos + 1).end()  # type: ignore[union-attr]  # after `,`
 
 
-def set_json_members(text: str, flag: str, values: Mapping[str, str]) -> str:
+def set_json_members(
+    text: str, flag: str, values: Mapping[str, str], limits: Limits = DEFAULT_LIMITS
+) -> str:
     """`text` (a JSON object) with `values` set: our keys' values replaced or appended, every
     other byte kept."""
-    current = _json_object(text, flag)
+    current = _json_object(text, flag, limits)
     wanted = {k: v for k, v in values.items() if current.get(k) != v or k not in current}
     if not wanted:
         return text
@@ -556,6 +561,7 @@ class Edit:
     script: Script
     values: dict[str, str] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    limits: Limits = DEFAULT_LIMITS  # for the JSON we read (Go's -instance-conf)
     download: dict[str, tuple[Word, str]] = field(default_factory=dict)  # flag -> (word, value)
 
     def get(self, flag: str) -> str | None:
@@ -581,13 +587,13 @@ class Edit:
 
     def get_json(self, flag: str) -> dict[str, Any] | None:
         raw = self.get(flag)
-        return None if raw is None else _json_object(raw, flag)
+        return None if raw is None else _json_object(raw, flag, self.limits)
 
     def set_json(self, flag: str, members: Mapping[str, str]) -> None:
         """Set string members of the JSON object after `flag` (Go's `-instance-conf`)."""
         raw = self.get(flag)
         if raw is not None:
-            self.set(flag, set_json_members(raw, flag, members))
+            self.set(flag, set_json_members(raw, flag, members, self.limits))
 
     def set_download(self, flag: str, value: str) -> None:
         """Give `flag` of the download step (the script's first command, before the instance:

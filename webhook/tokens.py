@@ -8,7 +8,6 @@ duplicate mountPath. We keep one projected volume with two sources, mounted once
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,6 @@ GO_KEYS = {
     "--client_auth_params": "clientAuthenticationParameters",
     "--tls_trust_cert_path": "tlsTrustCertsFilePath",
 }
-SECRET_FLAGS = {"--client_auth_params"}  # may hold credentials: never echo their values
 # the same settings on the `pulsar-admin ... functions download` the worker puts first
 DOWNLOAD_FLAGS = {
     "--client_auth_plugin": "--auth-plugin",
@@ -181,8 +179,7 @@ def project(pod: dict[str, Any], container: dict[str, Any], config: Config) -> l
             != wanted[0]["serviceAccountToken"]["expirationSeconds"]
         ):
             warnings.append(
-                f"volume {VOLUME}: token audience {old_token.get('audience')!r}, "
-                f"expiration {old_token.get('expirationSeconds')} set to the configured "
+                f"volume {VOLUME}: token audience and expiration replaced with the configured "
                 f"{config.token_audience!r}, {config.token_expiration_seconds}"
             )
         others = [
@@ -249,8 +246,8 @@ def set_auth_flags(script: command.Edit, config: Config) -> list[str]:
             current = script.get(flag)
             script.set(flag, value)
         if current not in (None, "", value):
-            shown = "(previous value not shown)" if flag in SECRET_FLAGS else str(current)
-            warnings.append(f"{flag}: replaced {shown} with {value}")
+            # a replaced value is never shown: it may be a credential, whatever the flag
+            warnings.append(f"{flag}: replaced the previous value with {value}")
     if conf is not None:
         script.set_json("-instance-conf", members)
     # the download step gets the same credentials (the worker writes both from one auth
@@ -267,7 +264,8 @@ def set_auth_flags(script: command.Edit, config: Config) -> list[str]:
 def service_account_name(
     template: str, details: FunctionDetails, labels: Mapping[str, Any]
 ) -> str | None:
-    """The per-function ServiceAccount name from the template, as a valid DNS-1123 subdomain."""
+    """The per-function ServiceAccount name from the template (naming.service_account_name:
+    a DNS-1123 label with a hash suffix, so distinct functions never share one)."""
     values = {
         "tenant": details.tenant or labels.get("tenant"),
         "namespace": details.namespace or labels.get("namespace"),
@@ -275,13 +273,12 @@ def service_account_name(
     }
     if not template or any(v is None for v in values.values()):
         return None
-    raw = template.format(**{k: str(v) for k, v in values.items()})
-    name = (
-        re.sub(r"-+", "-", naming.to_valid_pod_name(raw).replace(".", "-"))
-        .strip("-")[:253]
-        .rstrip("-")
+    return naming.service_account_name(
+        template,
+        tenant=str(values["tenant"]),
+        namespace=str(values["namespace"]),
+        name=str(values["name"]),
     )
-    return name or None
 
 
 def set_identity(pod: dict[str, Any], *, account: str | None, automount: bool | None) -> list[str]:
@@ -289,7 +286,7 @@ def set_identity(pod: dict[str, Any], *, account: str | None, automount: bool | 
     if account is not None and pod.get("serviceAccountName") != account:
         current = pod.get("serviceAccountName")
         if current not in (None, "", "default"):
-            warnings.append(f"serviceAccountName: replaced {current} with {account}")
+            warnings.append(f"serviceAccountName: replaced the previous account with {account}")
         pod["serviceAccountName"] = account
         pod.pop("serviceAccount", None)  # the deprecated alias must not disagree
     if automount is not None and pod.get("automountServiceAccountToken") != automount:
