@@ -625,6 +625,7 @@ def test_a_json_flag_given_twice_is_unreadable() -> None:
 # the webhook: the mutation leaves an uneditable script alone, the validation denies it
 
 TOKENS_ON = {
+    "authenticationEnabled": True,  # the worker uses the auth provider only then
     "functionAuthProviderClassName": config.SA_TOKEN_AUTH_PROVIDER,
     "secretsProviderConfiguratorClassName": config.KUBERNETES_SECRETS_CONFIGURATOR,
 }
