@@ -92,7 +92,7 @@ def server_histogram(metrics_port: int) -> tuple[dict[float, float], float, floa
     return common.histogram(common.scrape(metrics_port), METRIC, endpoint="mutate")
 
 
-def _row(
+def row(
     section: str, case: str, conns: int | str, runs: list[WrkResult], note: str
 ) -> dict[str, str]:
     rates = [r.rate for r in runs]
@@ -163,9 +163,9 @@ def compare(
                 else ""
             )
             rows.append(
-                _row("HTTPS wrk", "(a) pf-webhook serve /mutate", conns, runs["a"], server_note)
+                row("HTTPS wrk", "(a) pf-webhook serve /mutate", conns, runs["a"], server_note)
             )
-            rows.append(_row("HTTPS wrk", "(b) no-op aiohttp TLS webhook", conns, runs["b"], ""))
+            rows.append(row("HTTPS wrk", "(b) no-op aiohttp TLS webhook", conns, runs["b"], ""))
             rows.append(
                 {
                     "section": "HTTPS wrk",

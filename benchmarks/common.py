@@ -263,17 +263,25 @@ class Server:
         self._out.close()
 
 
+# `pf-webhook serve` on uvloop, without changing the code: the policy is set before serve's
+# asyncio.run() creates its loop (Python 3.11).
+UVLOOP_SERVE = (
+    "import sys, uvloop; uvloop.install(); from webhook.cli import main; "
+    "raise SystemExit(main(sys.argv[1:]))"
+)
+
+
 def start_serve(
-    stack: ExitStack, workdir: Path, cert_dir: Path, *, extra: Iterable[str] = ()
+    stack: ExitStack, workdir: Path, cert_dir: Path, *, uvloop: bool = False, label: str = ""
 ) -> tuple[Server, int]:
     """`pf-webhook serve` with the example config; returns it and its metrics port."""
     port, metrics_port = free_port(), free_port()
+    launcher = ["-c", UVLOOP_SERVE] if uvloop else ["-m", "webhook"]
     server = Server(
-        "pf-webhook serve",
+        label or "pf-webhook serve",
         [
             sys.executable,
-            "-m",
-            "webhook",
+            *launcher,
             "serve",
             "--config",
             str(EXAMPLE_CONFIG),
@@ -285,10 +293,9 @@ def start_serve(
             str(port),
             "--metrics-port",
             str(metrics_port),
-            *extra,
         ],
         port,
-        workdir / "serve.log",
+        workdir / f"serve-{port}.log",
         {"PF_WEBHOOK_SHUTDOWN_DELAY": "0"},
     )
     stack.callback(server.stop)
@@ -296,11 +303,13 @@ def start_serve(
     return server, metrics_port
 
 
-def start_noop(stack: ExitStack, workdir: Path, cert_dir: Path) -> Server:
+def start_noop(
+    stack: ExitStack, workdir: Path, cert_dir: Path, *, extra: Iterable[str] = (), label: str = ""
+) -> Server:
     """The no-op aiohttp TLS webhook (benchmarks/noop_webhook.py)."""
     port = free_port()
     server = Server(
-        "no-op webhook",
+        label or "no-op webhook",
         [
             sys.executable,
             str(HERE / "noop_webhook.py"),
@@ -308,9 +317,10 @@ def start_noop(stack: ExitStack, workdir: Path, cert_dir: Path) -> Server:
             str(cert_dir),
             "--port",
             str(port),
+            *extra,
         ],
         port,
-        workdir / "noop.log",
+        workdir / f"noop-{port}.log",
         {},
     )
     stack.callback(server.stop)
