@@ -77,8 +77,11 @@ def _decision(body: bytes, config: Any, mode: review.Mode) -> str:
     return str(outcome.decision)
 
 
-def measure(path: Path, mode: review.Mode, rounds: int) -> tuple[float, float, int, bool]:
-    """(median s, p99 s, mean body bytes, same decision as the fixture itself)."""
+def measure(path: Path, mode: review.Mode, rounds: int) -> tuple[float, float, float, int, bool]:
+    """(median s, p99 s, median CPU s, mean body bytes, same decision as the fixture itself).
+
+    The CPU time (this thread's) is what the review costs when the machine is shared: wall
+    time also counts the time other processes held the core."""
     case = golden._load(path)
     config = golden._config(case)
     variant = _variants(case)
@@ -93,17 +96,19 @@ def measure(path: Path, mode: review.Mode, rounds: int) -> tuple[float, float, i
     bodies = [body(i, variant(i + 1)) for i in range(rounds + warm)]
     reference = _decision(body(0, golden._input(case)), config, mode)
     same = all(_decision(b, config, mode) == reference for b in bodies[:: max(1, rounds // 20)])
-    samples = []
+    samples, cpu = [], []
     for index, data in enumerate(bodies):
-        start = time.perf_counter_ns()
+        start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
         parsed = review.parse(wire.load_json(data))
         answer, _ = review.respond(parsed, config, mode=mode)
         wire.dumps(answer)
         if index >= warm:
+            cpu.append((time.thread_time_ns() - start_cpu) / 1e9)
             samples.append((time.perf_counter_ns() - start) / 1e9)
     return (
         statistics.median(samples),
         common.percentile(samples, 99),
+        statistics.median(cpu),
         sum(map(len, bodies)) // len(bodies),
         same,
     )
@@ -113,11 +118,11 @@ def rows(rounds: int, modes: tuple[review.Mode, ...]) -> list[dict[str, str]]:
     out = []
     for path in golden.CASES:
         for mode in modes:
-            median, p99, size, same = measure(path, mode, rounds)
+            median, p99, cpu, size, same = measure(path, mode, rounds)
             common.info(
                 f"  {path.stem} /{mode}: median {common.fmt_seconds(median)} p99 {common.fmt_seconds(p99)}"
             )
-            notes = [f"{size / 1024:.1f} KiB"]
+            notes = [f"CPU median {common.fmt_seconds(cpu)}", f"{size / 1024:.1f} KiB"]
             if not same:
                 notes.append("varied copies decided differently from the fixture")
             out.append(
