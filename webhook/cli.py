@@ -204,6 +204,56 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--kubeconfig", help="cluster for the Secret/StatefulSet checks (default: none)"
     )
+    serve.add_argument(
+        "--function-namespace",
+        action="append",
+        metavar="NS",
+        help="a namespace where functions run: Secrets are watched only there (repeatable or "
+        "comma-separated; default: all namespaces, which needs cluster-wide Secret access)",
+    )
+    managed = serve.add_argument_group(
+        "self-managed certificates (--manage-certs): a CA and serving certificate in one Secret, "
+        "renewed by the replica holding a Lease, caBundle kept in both webhook configurations"
+    )
+    managed.add_argument("--manage-certs", action="store_true", help="enable (needs a cluster)")
+    managed.add_argument(
+        "--namespace", help="the webhook's namespace (default: $POD_NAMESPACE, else the pod's)"
+    )
+    managed.add_argument(
+        "--cert-secret", default="pf-webhook-certs", help="Secret name (default: pf-webhook-certs)"
+    )
+    managed.add_argument(
+        "--lease", default="pf-webhook-certs", help="Lease name (default: pf-webhook-certs)"
+    )
+    managed.add_argument("--lease-duration", type=float, default=30.0, help="seconds (default: 30)")
+    managed.add_argument(
+        "--service",
+        default="pf-webhook",
+        help="Service name in the certificate (default: pf-webhook)",
+    )
+    managed.add_argument(
+        "--cert-san",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="extra DNS or IP name (repeatable)",
+    )
+    managed.add_argument(
+        "--mutating",
+        default="pf-webhook",
+        help="MutatingWebhookConfiguration to keep the caBundle of",
+    )
+    managed.add_argument(
+        "--validating",
+        default="pf-webhook",
+        help="ValidatingWebhookConfiguration to keep the caBundle of",
+    )
+    managed.add_argument(
+        "--ca-propagation",
+        type=float,
+        default=60.0,
+        help="seconds between publishing a new CA and serving a leaf it signed (default: 60)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     mutate = sub.add_parser("mutate", help="print the mutated documents (or the JSONPatch)")

@@ -166,6 +166,9 @@ class ServerSettings:
 class KubeSettings:
     kubeconfig: str | None = None
     timeout_seconds: float = 2.0
+    # where functions run: Secrets are watched only there (`serve --function-namespace`);
+    # empty: cluster-wide
+    function_namespaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -239,6 +239,7 @@ def create_app(state: ServerState) -> web.Application:
     app.router.add_post("/validate", validate)
     app.cleanup_ctx.append(resources.facts_provider)
     app.cleanup_ctx.append(resources.watchers)
+    app.cleanup_ctx.append(resources.certificate_manager)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # up to the API server's longest webhook timeout (our manifests use 5 s)
 LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)  # fmt: skip
@@ -44,6 +44,18 @@ class Metrics:
         self.cert_reloads = Counter(
             "pf_webhook_cert_reloads",
             "Serving certificate pairs loaded after a change.",
+            registry=r,
+        )
+        self.cert_expiry = Gauge(
+            "pf_webhook_certificate_expiry_timestamp_seconds",
+            "When each certificate in use expires (Unix time): the serving certificate, and with "
+            "--manage-certs each CA in the published bundle.",
+            ["certificate"],
+            registry=r,
+        )
+        self.leader = Gauge(
+            "pf_webhook_cert_lease_holder",
+            "1 while this replica holds the certificate Lease (--manage-certs), else 0.",
             registry=r,
         )
         self.config_reloads = Counter(
