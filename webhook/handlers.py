@@ -23,8 +23,6 @@ from webhook.config import Config
 from webhook.policy import ClusterFacts
 from webhook.server_state import STATE, ServerState
 
-MAX_BODY: Final = 3 * 1024 * 1024
-
 # The server's records all carry logger "webhook.server", whichever module writes them.
 log = logging.getLogger("webhook.server")
 
@@ -107,11 +105,51 @@ async def _answer(
             "content_type",
             f"Content-Type must be application/json, not {request.content_type}",
         )
+    limits = state.limits
+    # Every body in memory at once is bounded: reserve what this one may take before reading.
+    reserve = limits.max_body_bytes
+    if request.content_length is not None and "Content-Encoding" not in request.headers:
+        reserve = min(reserve, request.content_length)
+    if state.body_bytes + reserve > limits.max_body_bytes_in_flight:
+        response = _reject(state, 503, "busy", "too many request bodies in progress; retry")
+        response.headers["Retry-After"] = "1"
+        return response
+    state.body_bytes += reserve
     try:
-        body = await request.read()
+        return await _read_and_answer(request, state, mode, started)
+    finally:
+        state.body_bytes -= reserve
+
+
+async def _read_and_answer(
+    request: web.Request, state: ServerState, mode: review.Mode, started: float
+) -> web.Response:
+    limits = state.limits
+    try:
+        async with asyncio.timeout(limits.body_timeout_seconds):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _reject(
-            state, 413, "too_large", f"body is larger than the limit of {MAX_BODY} bytes"
+            state,
+            413,
+            "too_large",
+            f"body is larger than the limit of {limits.max_body_bytes} bytes",
+        )
+    except TimeoutError:
+        return _give_up(
+            request,
+            _reject(
+                state,
+                408,
+                "body_timeout",
+                f"the body did not arrive within {limits.body_timeout_seconds:g}s "
+                f"(Content-Length {request.content_length})",
+            ),
+        )
+    except web.RequestPayloadError as exc:  # bad gzip, a framing error inside the body
+        detail = getattr(exc.__cause__, "message", None) or str(exc)
+        return _give_up(
+            request, _reject(state, 400, "bad_encoding", f"cannot read the body: {detail}")
         )
     except ConnectionError:  # the client went away mid-body; nobody reads this answer
         return _reject(state, 400, "disconnected", "connection lost while reading the body")
@@ -147,6 +185,13 @@ async def _answer(
         m.findings.labels(rule, action).inc()
     log.info("review", extra={"fields": _review_fields(mode, outcome, started)})
     return web.Response(text=text, content_type="application/json")
+
+
+def _give_up(request: web.Request, response: web.Response) -> web.Response:
+    """Answer, then close without reading the rest of the body: it is late or unreadable."""
+    request.content.feed_eof()  # aiohttp would otherwise drain it (and fail again) before closing
+    response.force_close()
+    return response
 
 
 def _review_fields(mode: str, outcome: review.Outcome, started: float) -> dict[str, Any]:
@@ -227,12 +272,23 @@ def _errors_middleware(routes: str) -> Middleware:
     return errors
 
 
+@web.middleware
+async def _started(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A request's headers are in: the connection's header timer is done."""
+    connections = request.app[STATE].connections
+    if connections is not None:
+        connections.request_started(request.protocol)
+    return await handler(request)
+
+
 def create_app(state: ServerState) -> web.Application:
     """The admission application (`POST /mutate`, `POST /validate`), served over HTTPS. It owns
     the long-lived resources: the facts provider and the certificate and config watchers."""
     app = web.Application(
-        client_max_size=MAX_BODY,
-        middlewares=[_errors_middleware("POST /mutate, POST /validate")],
+        client_max_size=state.limits.max_body_bytes,
+        middlewares=[_started, _errors_middleware("POST /mutate, POST /validate")],
     )
     app[STATE] = state
     app.router.add_post("/mutate", mutate)

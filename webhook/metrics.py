@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # up to the API server's longest webhook timeout (our manifests use 5 s)
 LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)  # fmt: skip
@@ -49,6 +49,28 @@ class Metrics:
         self.config_reloads = Counter(
             "pf_webhook_config_reloads", "Config file reloads, by result.", ["result"], registry=r
         )
+        self.open_connections = Gauge(
+            "pf_webhook_open_connections",
+            "Connections open on the HTTPS port (in handshake or established).",
+            registry=r,
+        )
+        self.connections = Counter(
+            "pf_webhook_connections",
+            "HTTPS connection events: handshake_ok, and why a connection was closed by us "
+            "(refused over the cap, handshake_timeout, handshake_failed, header_timeout).",
+            ["event"],
+            registry=r,
+        )
+        self.http_errors = Counter(
+            "pf_webhook_http_errors",
+            "Malformed HTTP requests and connection errors reported by the HTTP layer "
+            "(logged at most once per interval).",
+            ["logger"],
+            registry=r,
+        )
+        for event in ("handshake_ok", "refused", "handshake_timeout", "handshake_failed"):
+            self.connections.labels(event)
+        self.connections.labels("header_timeout")
         for endpoint in ("mutate", "validate"):
             self.latency.labels(endpoint)
             for decision in ("allowed", "patched", "denied", "error"):
@@ -60,6 +82,9 @@ class Metrics:
             "content_type",
             "internal",
             "cert_reload",
+            "body_timeout",
+            "busy",
+            "bad_encoding",
         ):
             self.errors.labels(kind)
         for result in ("ok", "error"):

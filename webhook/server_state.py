@@ -13,8 +13,9 @@ from typing import Final
 
 from aiohttp import web
 
-from webhook.config import Config
+from webhook.config import Config, ConnectionLimits
 from webhook.facts import FactsFactory, FactsProvider, no_cluster
+from webhook.listener import Connections
 from webhook.metrics import Metrics
 from webhook.tls import ServingCerts
 
@@ -34,6 +35,10 @@ class ServerState:
     provider: FactsProvider | None = None
     shutting_down: bool = False
     in_flight: int = 0
+    # the limits the listener started with (changing them needs a restart)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    connections: Connections | None = None
+    body_bytes: int = 0  # reserved by the request bodies being read or reviewed
 
     def not_ready(self) -> list[str]:
         reasons = []
