@@ -1,8 +1,8 @@
 """Shell: the cluster facts the validation needs, from watch-fed caches (kubernetes-asyncio).
 
 Secrets and StatefulSets are listed once, then watched. A Secret missing from the cache gets one
-live read, bounded by `webhook.kube.timeoutSeconds`, so a Secret created a moment before its
-StatefulSet is never reported missing. Of a Secret only its key names are kept: values are
+live read, all of a review's reads within one budget of `webhook.kube.timeoutSeconds`, so a
+Secret created a moment before its StatefulSet is never reported missing. Of a Secret only its key names are kept: values are
 dropped as soon as an event is decoded.
 """
 
@@ -138,9 +138,7 @@ class ClusterFacts:
 
     async def _live_secret(self, namespace: str, name: str) -> frozenset[str] | None:
         try:
-            secret = await self._core.read_namespaced_secret(
-                name, namespace, _request_timeout=self._timeout
-            )
+            secret = await self._core.read_namespaced_secret(name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -152,7 +150,13 @@ class ClusterFacts:
         return keys
 
     async def facts(self, obj: Any, *, namespace: str, config: Config) -> policy.ClusterFacts:
+        """What the caches know, plus live reads for cache misses, all within one budget of
+        `webhook.kube.timeoutSeconds` per review: a lookup past it is not made, so an API
+        server that does not answer always gives the same facts (and so the same decision)."""
         refs, cas = policy.needed_secrets(obj, config)
+        budget = config.kube.timeout_seconds
+        deadline = asyncio.get_running_loop().time() + budget
+        late = f"API server did not answer within {budget:g}s"
         found: dict[str, frozenset[str] | None] = {}
         unavailable = None
         for name in sorted(refs | cas):
@@ -160,10 +164,17 @@ class ClusterFacts:
             if cached is not None:
                 found[name] = cached
                 continue
+            if unavailable is not None:  # one failed lookup: the others would fail alike
+                continue
             try:  # a miss: the Secret may be seconds old, or absent; ask once, bounded
-                found[name] = await self._live_secret(namespace, name)
-            except (TimeoutError, KubeError, OSError) as exc:
-                unavailable = str(exc) or type(exc).__name__
+                async with asyncio.timeout_at(deadline):
+                    found[name] = await self._live_secret(namespace, name)
+            except TimeoutError:
+                unavailable = late
+            except KubeError as exc:
+                unavailable = str(exc)
+            except Exception as exc:  # the client's errors: connection refused, reset, ...
+                unavailable = f"reading Secret {namespace}/{name}: {type(exc).__name__}"
         others = None
         if self.statefulsets.synced.is_set():
             others = tuple(s for (ns, _), s in self.statefulsets.store.items() if ns == namespace)
