@@ -68,16 +68,17 @@ def _diff_named(before: list[Any], after: list[Any], path: str) -> list[PatchOp]
     old, new = _names(before), _names(after)
     if old is None or new is None or old == new:
         return None
-    kept = [name for name in old if name in new]
-    if kept != [name for name in new if name in old]:
+    in_old, in_new = set(old), set(new)  # membership in sets: linear in the list length
+    kept = [name for name in old if name in in_new]
+    if kept != [name for name in new if name in in_old]:
         return None  # reordered: fall back to positions
     ops: list[PatchOp] = []
     for index in range(len(old) - 1, -1, -1):
-        if old[index] not in new:
+        if old[index] not in in_new:
             ops.append({"op": "remove", "path": f"{path}/{index}"})
-    current = [item for item, name in zip(before, old, strict=True) if name in new]
+    current = [item for item, name in zip(before, old, strict=True) if name in in_new]
     for index, (item, name) in enumerate(zip(after, new, strict=True)):
-        if name in old:
+        if name in in_old:
             ops.extend(diff(current[index], item, f"{path}/{index}"))
         else:
             ops.append({"op": "add", "path": f"{path}/{index}", "value": item})

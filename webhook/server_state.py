@@ -7,6 +7,7 @@ readiness, metrics and reloads agree.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -39,6 +40,7 @@ class ServerState:
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     connections: Connections | None = None
     body_bytes: int = 0  # reserved by the request bodies being read or reviewed
+    review_thread: ThreadPoolExecutor | None = None
 
     def not_ready(self) -> list[str]:
         reasons = []

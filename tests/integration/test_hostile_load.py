@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json
 import re
 import ssl
@@ -327,3 +328,49 @@ def test_framing_errors_are_4xx_and_logged_once_per_interval(serve: ServeFactory
     assert 1 <= len(lines) <= 2, lines  # one per 10 s interval
     assert all('"level": "warning"' in line for line in lines)
     assert "Traceback" not in served.logs() and "aaaa" not in served.logs()
+
+
+# ------------------------------------------------------------------------ CPU-heavy reviews
+
+
+def heavy_review(uid: str) -> dict[str, Any]:
+    """A well-formed review just under the body limit that costs seconds of CPU to mutate."""
+    doc = review(uid)
+    container = doc["request"]["object"]["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": f"E{i}", "value": "v" * 20} for i in range(55000)]
+    return doc
+
+
+def test_healthz_answers_while_heavy_reviews_are_processed(serve: ServeFactory, pki: Pki) -> None:
+    served = serve()
+    bodies = [json.dumps(heavy_review(f"heavy-{i}")).encode() for i in range(2)]
+    assert all(len(b) < 3 * 1024 * 1024 for b in bodies)
+
+    async def go() -> tuple[list[int], list[float], int]:
+        connector = aiohttp.TCPConnector(ssl=pki.client_context())
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def post(body: bytes) -> int:
+                headers = {"Content-Type": "application/json"}
+                async with session.post(
+                    f"{served.https}/mutate", data=io.BytesIO(body), headers=headers
+                ) as r:
+                    await r.read()
+                    return r.status
+
+            reviews = [asyncio.create_task(post(b)) for b in bodies]
+            latencies: list[float] = []
+            while not all(t.done() for t in reviews):
+                started = time.perf_counter()
+                async with session.get(f"{served.http}/healthz") as r:
+                    assert r.status == 200
+                latencies.append(time.perf_counter() - started)
+                await asyncio.sleep(0.05)
+            statuses = [await t for t in reviews]
+            return statuses, latencies, len(latencies)
+
+    statuses, latencies, answered = asyncio.run(go())
+    assert statuses == [200, 200]
+    # /healthz kept answering while the reviews were in progress, not only after them
+    assert answered >= 10, latencies
+    print(f"/healthz during heavy reviews: {answered} answers, max {max(latencies) * 1000:.0f} ms")
