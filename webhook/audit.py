@@ -24,7 +24,8 @@ whose token has no audience. Output is bounded by ``--limit``.
 Exit codes: 0 ok, 1 findings (``cluster``: a deny finding), 2 error (one line on stderr).
 
 This module is the command line only: the token is read by ``audit_jwt``, its keys found by
-``audit_keys`` and checked by ``audit_token``; the cluster is scanned by ``audit_cluster``.
+``audit_keys`` and checked by ``audit_token`` (or, with ``--broker-config``, by ``audit_broker``
+as the broker would); the cluster is read by ``audit_scan`` and reported by ``audit_cluster``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ import asyncio
 import json
 import sys
 
-from webhook import audit_cluster, audit_jwt, audit_keys, audit_token, configfile
+from webhook import (
+    audit_broker,
+    audit_cluster,
+    audit_jwt,
+    audit_keys,
+    audit_scan,
+    audit_token,
+    broker_config,
+    configfile,
+)
 from webhook.audit_text import AuditError
 from webhook.config import Config, ConfigError
 
@@ -50,6 +60,25 @@ def _load_config(path: str | None) -> Config:
 def _fail(exc: BaseException) -> int:
     print(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
     return 2
+
+
+def _broker_settings(path: str | None) -> broker_config.BrokerSettings | None:
+    """The broker's OpenID settings from --broker-config (broker.conf or PULSAR_PREFIX_* env)."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(broker_config.MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise AuditError(f"--broker-config {path}: cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AuditError(f"--broker-config {path}: not UTF-8 text") from None
+    try:
+        return broker_config.parse(text, path)
+    except broker_config.BrokerConfigError as exc:
+        raise AuditError(str(exc)) from None
 
 
 async def _key_source(args: argparse.Namespace) -> audit_keys.KeySource | None:
@@ -72,7 +101,10 @@ def _cmd_token(args: argparse.Namespace) -> int:
         if not audiences and config is not None:
             audiences = list(config.allowed_audiences)
         max_lifetime = config.max_expiration_seconds if config is not None else 86400
+        broker = _broker_settings(args.broker_config)
         keys = asyncio.run(_key_source(args))
+        if broker is not None:
+            return _broker_answer(args, token, broker, keys)
         report = audit_token.audit_token(
             token,
             keys=keys,
@@ -90,23 +122,64 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _broker_answer(
+    args: argparse.Namespace,
+    token: audit_jwt.ParsedToken,
+    broker: broker_config.BrokerSettings,
+    keys: audit_keys.KeySource | None,
+) -> int:
+    """``audit token --broker-config``: one line, the broker's answer."""
+    api = (
+        audit_broker.ApiServer(host=keys.api_host, issuer=keys.document_issuer)
+        if keys is not None and keys.api_host is not None
+        else None
+    )
+    verdict = audit_broker.broker_verdict(token, broker, keys=keys, api=api, now=args.now)
+    if args.output == "json":
+        doc = {"broker": verdict.as_json(), "brokerConfig": broker.source}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        sys.stdout.write(verdict.line() + "\n")
+    return verdict.exit_code
+
+
 def _cmd_cluster(args: argparse.Namespace) -> int:
     if args.limit < 1:
         return _fail(AuditError(f"--limit must be at least 1, got {args.limit}"))
+    if args.warn_days < 0:
+        return _fail(AuditError(f"--warn-days must be at least 0, got {args.warn_days}"))
     try:
         config = _load_config(args.config)
-        rows, scanned = asyncio.run(
-            audit_cluster.scan_cluster(args.kubeconfig, args.namespace, config)
+        broker = _broker_settings(args.broker_config)
+        scan = asyncio.run(
+            audit_scan.scan_cluster(
+                args.kubeconfig,
+                args.namespace,
+                config,
+                warn_days=args.warn_days,
+                broker=broker,
+                now=args.now,
+            )
         )
     except (AuditError, ConfigError) as exc:
         return _fail(exc)
     scope = f"namespace {args.namespace}" if args.namespace else "all namespaces"
-    report = audit_cluster.cluster_report(rows, scanned=scanned, limit=args.limit, scope=scope)
+    report = audit_cluster.cluster_report(
+        scan.rows,
+        scanned=scan.scanned,
+        limit=args.limit,
+        scope=scope,
+        with_grants=args.grants,
+        orphan_pods=scan.orphan_pods,
+        pods_scanned=scan.pods_scanned,
+        warn_days=args.warn_days,
+        broker=broker.source if broker is not None else None,
+    )
     if args.output == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         sys.stdout.write(audit_cluster.render_cluster_text(report, limit=args.limit))
-    return 0 if report["allowed"] else 1
+    return 0 if report["ok"] else 1
 
 
 def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -139,6 +212,12 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     tok.add_argument("--config", metavar="F", help="functions_worker.yml (audiences, max lifetime)")
     tok.add_argument("--ca-file", metavar="F", help="CA bundle for https --issuer/--jwks URLs")
+    tok.add_argument(
+        "--broker-config",
+        metavar="F",
+        help="broker.conf or Helm values (PULSAR_PREFIX_openID*): answer in one line whether "
+        "the broker's OpenID provider accepts the token, and as which role",
+    )
     tok.add_argument("-o", "--output", choices=("text", "json"), default="text")
     tok.add_argument("--now", type=float, metavar="UNIX", help="check times as of this moment")
     tok.set_defaults(handler=_cmd_token)
@@ -157,4 +236,23 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="N",
         help=f"at most N functions listed (default {DEFAULT_LIMIT})",
     )
+    clu.add_argument(
+        "--warn-days",
+        type=int,
+        default=audit_cluster.DEFAULT_WARN_DAYS,
+        metavar="D",
+        help="pf-secret-* tokens expiring within D days are reported as expiring "
+        f"(default {audit_cluster.DEFAULT_WARN_DAYS})",
+    )
+    clu.add_argument(
+        "--grants",
+        action="store_true",
+        help="print, per role, the pulsar-admin commands granting exactly what its functions need",
+    )
+    clu.add_argument(
+        "--broker-config",
+        metavar="F",
+        help="broker.conf or Helm values: would the broker accept each function's token?",
+    )
+    clu.add_argument("--now", type=float, metavar="UNIX", help="check expiry as of this moment")
     clu.set_defaults(handler=_cmd_cluster)

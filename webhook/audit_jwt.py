@@ -50,6 +50,8 @@ def _json_part(part: str, what: str) -> dict[str, Any]:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise AuditError(f"not a JWT: the {what} is not JSON") from None
+    except RecursionError:
+        raise AuditError(f"not a JWT: the {what} is JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise AuditError(f"not a JWT: the {what} is a JSON {type(value).__name__}, not an object")
     return value

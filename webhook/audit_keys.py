@@ -27,6 +27,8 @@ class KeySource:
     origin: str
     issuer: str | None = None
     notes: tuple[str, ...] = ()
+    document_issuer: str | None = None  # the `issuer` of the discovery document read, if any
+    api_host: str | None = None  # the API server the keys came from (--kubeconfig)
 
 
 def is_url(value: str) -> bool:
@@ -79,6 +81,7 @@ async def keys_from_urls(*, issuer: str | None, jwks: str | None, ca_file: str |
         )
     context = _ssl_context(ca_file)
     notes: list[str] = []
+    document_issuer: str | None = None
     timeout = aiohttp.ClientTimeout(total=audit_api.HTTP_TIMEOUT)
     async with aiohttp.ClientSession(
         timeout=timeout, connector=aiohttp.TCPConnector(ssl=context)
@@ -95,6 +98,8 @@ async def keys_from_urls(*, issuer: str | None, jwks: str | None, ca_file: str |
                     f"OIDC discovery document {_discovery_url(issuer)}: no usable jwks_uri"
                 )
             url = found
+            if isinstance(doc.get("issuer"), str):
+                document_issuer = doc["issuer"]
             if doc.get("issuer") != issuer:
                 notes.append(
                     f"the discovery document names issuer {show(doc.get('issuer'))}, not {issuer}"
@@ -102,7 +107,13 @@ async def keys_from_urls(*, issuer: str | None, jwks: str | None, ca_file: str |
         if url.startswith("http://"):
             notes.append(f"keys fetched over plain HTTP from {url}")
         keyset = await _get_json(session, url, "JWKS")
-    return KeySource(jwks=keyset, origin=url, issuer=issuer, notes=tuple(notes))
+    return KeySource(
+        jwks=keyset,
+        origin=url,
+        issuer=issuer,
+        notes=tuple(notes),
+        document_issuer=document_issuer,
+    )
 
 
 async def keys_from_cluster(kubeconfig: str | None, *, issuer: str | None = None) -> KeySource:
@@ -130,4 +141,6 @@ async def keys_from_cluster(kubeconfig: str | None, *, issuer: str | None = None
         origin=f"{host}/openid/v1/jwks",
         issuer=issuer or cluster_issuer,
         notes=tuple(notes),
+        document_issuer=cluster_issuer,
+        api_host=host,
     )

@@ -33,6 +33,7 @@ RULES: tuple[str, ...] = (
     "tokens/expiration",
     "tokens/mount-path",
     "tokens/ca-secret",
+    "tokens/service-account",
     "customizer/options",
     "customizer/tolerations",
     "customizer/node-selector",

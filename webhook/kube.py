@@ -1,14 +1,17 @@
 """Shell: the cluster facts the validation needs, from watch-fed caches (kubernetes-asyncio).
 
-Secrets and StatefulSets are listed once, then watched. A Secret missing from the cache gets one
-live read, all of a review's reads within one budget of `webhook.kube.timeoutSeconds`, so a
-Secret created a moment before its StatefulSet is never reported missing. Of a Secret only its key names are kept: values are
+Secrets, StatefulSets and ServiceAccounts are listed once, then watched. A Secret or
+ServiceAccount missing from the cache gets one live read, all of a review's reads within one
+budget of `webhook.kube.timeoutSeconds`, so one created a moment before its StatefulSet is never
+reported missing, and an API server that does not answer always gives the same facts. Of a
+ServiceAccount only its existence is kept. Of a Secret only its key names are kept: values are
 dropped as soon as an event is decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -89,6 +92,11 @@ def secret_keys(secret: Any) -> frozenset[str]:
     return frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
 
 
+def exists(_: Any) -> bool:
+    """Of a ServiceAccount only its existence is kept."""
+    return True
+
+
 def statefulset_summary(sts: Any) -> policy.OtherStatefulSet:
     selector = (sts.spec.selector.match_labels if sts.spec and sts.spec.selector else None) or {}
     template = (
@@ -119,16 +127,27 @@ class ClusterFacts:
             {},
             asyncio.Event(),
         )
+        self.service_accounts: Reflector[bool] = Reflector(
+            "serviceaccounts",
+            self._core.list_service_account_for_all_namespaces,
+            exists,
+            {},
+            asyncio.Event(),
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(r.run(), name=f"watch-{r.name}")
-            for r in (self.secrets, self.statefulsets)
+            for r in (self.secrets, self.statefulsets, self.service_accounts)
         ]
 
     def ready(self) -> bool:
-        return self.secrets.synced.is_set() and self.statefulsets.synced.is_set()
+        return (
+            self.secrets.synced.is_set()
+            and self.statefulsets.synced.is_set()
+            and self.service_accounts.synced.is_set()
+        )
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -149,38 +168,81 @@ class ClusterFacts:
         self.secrets.store[(namespace, name)] = keys
         return keys
 
+    async def _live_service_account(self, namespace: str, name: str) -> bool:
+        try:
+            await self._core.read_namespaced_service_account(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise KubeError(
+                f"reading ServiceAccount {namespace}/{name}: HTTP {exc.status} {exc.reason}"
+            ) from None
+        self.service_accounts.store[(namespace, name)] = True
+        return True
+
     async def facts(self, obj: Any, *, namespace: str, config: Config) -> policy.ClusterFacts:
-        """What the caches know, plus live reads for cache misses, all within one budget of
-        `webhook.kube.timeoutSeconds` per review: a lookup past it is not made, so an API
-        server that does not answer always gives the same facts (and so the same decision)."""
+        """What the caches know, plus live reads for cache misses, all within one `Budget`."""
         refs, cas = policy.needed_secrets(obj, config)
-        budget = config.kube.timeout_seconds
-        deadline = asyncio.get_running_loop().time() + budget
-        late = f"API server did not answer within {budget:g}s"
+        budget = Budget(config.kube.timeout_seconds)
         found: dict[str, frozenset[str] | None] = {}
-        unavailable = None
         for name in sorted(refs | cas):
             cached = self.secrets.store.get((namespace, name))
             if cached is not None:
                 found[name] = cached
                 continue
-            if unavailable is not None:  # one failed lookup: the others would fail alike
-                continue
-            try:  # a miss: the Secret may be seconds old, or absent; ask once, bounded
-                async with asyncio.timeout_at(deadline):
-                    found[name] = await self._live_secret(namespace, name)
-            except TimeoutError:
-                unavailable = late
-            except KubeError as exc:
-                unavailable = str(exc)
-            except Exception as exc:  # the client's errors: connection refused, reset, ...
-                unavailable = f"reading Secret {namespace}/{name}: {type(exc).__name__}"
+            # a miss: the Secret may be seconds old, or absent; ask once, within the budget
+            done, keys = await budget.read(
+                f"Secret {namespace}/{name}", functools.partial(self._live_secret, namespace, name)
+            )
+            if done:
+                found[name] = keys
+        accounts: dict[str, bool] = {}
+        account = policy.named_service_account(obj)
+        if account is not None:
+            if (namespace, account) in self.service_accounts.store:
+                accounts[account] = True
+            else:
+                done, there = await budget.read(
+                    f"ServiceAccount {namespace}/{account}",
+                    functools.partial(self._live_service_account, namespace, account),
+                )
+                if done:
+                    accounts[account] = bool(there)
+        unavailable = budget.failed
         others = None
         if self.statefulsets.synced.is_set():
             others = tuple(s for (ns, _), s in self.statefulsets.store.items() if ns == namespace)
         else:
             unavailable = unavailable or "StatefulSet cache not synced yet"
-        return policy.ClusterFacts(secrets=found, statefulsets=others, unavailable=unavailable)
+        return policy.ClusterFacts(
+            secrets=found, statefulsets=others, unavailable=unavailable, service_accounts=accounts
+        )
+
+
+class Budget:
+    """One review's live reads share one deadline (`webhook.kube.timeoutSeconds` from the
+    start of the review's lookups); after one fails, no other is made. So an API server that
+    does not answer always gives the same facts, and the same decision."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = asyncio.get_running_loop().time() + seconds
+        self.late = f"API server did not answer within {seconds:g}s"
+        self.failed: str | None = None
+
+    async def read(self, what: str, read: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+        """(True, result) of `read()`, or (False, None) with `failed` saying why."""
+        if self.failed is not None:
+            return False, None
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                return True, await read()
+        except TimeoutError:
+            self.failed = self.late
+        except KubeError as exc:
+            self.failed = str(exc)
+        except Exception as exc:  # the client's own errors: connection refused, reset, ...
+            self.failed = f"reading {what}: {type(exc).__name__}"
+        return False, None
 
 
 async def api_client(kubeconfig: str | None) -> client.ApiClient | None:

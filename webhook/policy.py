@@ -34,6 +34,8 @@ class ClusterFacts:
     secrets: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
     statefulsets: tuple[OtherStatefulSet, ...] | None = None
     unavailable: str | None = None
+    # ServiceAccount name -> exists; names not in the map were not looked up
+    service_accounts: Mapping[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,21 @@ def needed_secrets(obj: Any, config: Config) -> tuple[set[str], set[str]]:
     refs = {r.secret for r in analysis.secret_refs} if config.secrets_enabled else set()
     cas = {name for name, _ in tokens.ca_secrets(obj["spec"]["template"]["spec"])}
     return refs, cas
+
+
+def named_service_account(obj: Any) -> str | None:
+    """The ServiceAccount a function workload's template names, if it names one. A template
+    naming none runs as `default`, which the ServiceAccount admission plugin guarantees."""
+    if not workload.is_function_workload(obj):
+        return None
+    try:
+        pod = obj["spec"]["template"]["spec"]
+    except (KeyError, TypeError):
+        return None
+    if not isinstance(pod, Mapping):
+        return None
+    name = pod.get("serviceAccountName") or pod.get("serviceAccount")
+    return name if isinstance(name, str) and name else None
 
 
 def validate(
@@ -373,6 +390,26 @@ def _cluster(
             )
         elif key not in keys:
             found.append(Finding("tokens/ca-secret", where, f"CA Secret {name} has no key {key!r}"))
+    account = named_service_account(obj)
+    if account is not None:
+        where = "spec.template.spec.serviceAccountName"
+        if account not in facts.service_accounts:
+            found.append(
+                Finding(
+                    "tokens/service-account",
+                    where,
+                    f"could not check ServiceAccount {account}: {unknown}",
+                )
+            )
+        elif not facts.service_accounts[account]:
+            found.append(
+                Finding(
+                    "tokens/service-account",
+                    where,
+                    f"ServiceAccount {account} does not exist in this namespace; create it before "
+                    "the function (its token is the function's Pulsar role)",
+                )
+            )
     if facts.statefulsets is not None:
         found += _collisions(obj, facts.statefulsets)
     elif facts.unavailable:

@@ -56,6 +56,12 @@ STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.2
 LOG_TAIL_LINES = 40
 CERT_VALIDITY = datetime.timedelta(days=7)
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata"}],
+}
 
 
 class ControlPlaneUnavailable(RuntimeError):
@@ -291,6 +297,9 @@ class ControlPlane:
     - ``client_cert`` / ``client_key``: the admin client certificate and key;
     - ``sa_issuer``: the service-account token issuer (``iss`` of every token);
     - ``apiserver_log`` / ``etcd_log``: the processes' combined stdout/stderr;
+    - ``audit_log``: the API server's audit log (JSON lines, level Metadata for every request:
+      who did what to which object, with admission webhooks' audit annotations, never bodies),
+      read with :meth:`audit_events`;
     - ``etcd_url``: etcd's client URL;
     - ``timings``: seconds taken by each start-up phase.
     """
@@ -340,6 +349,9 @@ class ControlPlane:
             self._write_kubeconfig()
             self.etcd_log = self.tmpdir / "etcd.log"
             self.apiserver_log = self.tmpdir / "kube-apiserver.log"
+            self.audit_log = self.tmpdir / "audit.log"
+            self.audit_policy = self.tmpdir / "audit-policy.json"
+            self.audit_policy.write_text(json.dumps(AUDIT_POLICY, indent=2) + "\n")
 
             t0 = time.monotonic()
             self._start_etcd(etcd_client, etcd_peer)
@@ -410,6 +422,22 @@ class ControlPlane:
         if status != 200:
             raise ControlPlaneError(f"GET {path}: HTTP {status}: {body[:500]!r}")
         return json.loads(body)
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """Every event in the audit log so far (a line being written is skipped)."""
+        events = []
+        try:
+            text = self.audit_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        for line in text.splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
 
     def kubectl(self, *args: str, check: bool = True, timeout: float = 60.0) -> str:
         """Run kubectl against this control plane and return its stdout.
@@ -574,6 +602,12 @@ class ControlPlane:
             "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
             f"--cert-dir={self.tmpdir / 'apiserver-certs'}",
+            # Every request at level Metadata (no bodies, so no token or Secret value is ever
+            # written), one JSON line each, written before the response is sent.
+            f"--audit-policy-file={self.audit_policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",
         ]
 
     def _start_apiserver(self) -> None:

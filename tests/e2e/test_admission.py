@@ -510,3 +510,75 @@ def test_with_the_webhook_stopped_failure_policy_fail_refuses_function_statefuls
         assert cluster.create(plain).code == 0
     finally:
         webhook.start()
+
+
+def _create_event(cp: ControlPlane, ns: str, name: str) -> dict[str, Any] | None:
+    """The audit event of the StatefulSet's create (its response sent), if logged yet."""
+    for event in cp.audit_events():
+        ref = event.get("objectRef") or {}
+        if (
+            event.get("verb") == "create"
+            and event.get("stage") == "ResponseComplete"
+            and ref.get("resource") == "statefulsets"
+            and ref.get("namespace") == ns
+            and ref.get("name") == name
+        ):
+            return event
+    return None
+
+
+def _logged(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    def present() -> bool:
+        event = _create_event(cp, ns, name)
+        if event is not None:
+            found.update(event)
+        return event is not None
+
+    wait_for(present, 10, f"the audit event of creating StatefulSet {ns}/{name}")
+    return found
+
+
+def test_the_audit_log_records_our_decision(
+    control_plane: ControlPlane, cluster: Cluster, webhook: Webhook
+) -> None:
+    """The API server's audit log carries our auditAnnotations on the StatefulSet's create
+    event: audience, expiration, role and auth from the mutation; the rules fired from the
+    validation (here the ServiceAccount rule, against the real cluster)."""
+    ns = cluster.namespace("e2e-audit-log", secrets=SECRETS)
+    sts = full_function(ns, name="audited")
+    name = sts["metadata"]["name"]
+    result = cluster.create(sts)
+    assert result.code == 0, result.err
+    annotations = _logged(control_plane, ns, name).get("annotations") or {}
+    assert annotations["mutate.pf-webhook.io/pulsar-role"] == f"system:serviceaccount:{ns}:default"
+    assert annotations["mutate.pf-webhook.io/token-audience"] == "pulsar"
+    assert annotations["mutate.pf-webhook.io/token-expiration-seconds"] == "3600"
+    assert annotations["mutate.pf-webhook.io/auth"] == "service-account-token"
+    assert annotations["mutate.pf-webhook.io/ca-secret"] == "broker-ca"
+    assert not any(k.startswith("validate.pf-webhook.io/") for k in annotations)  # none fired
+
+    # A template naming a ServiceAccount nobody created: refused, and the log says which rule.
+    nobody = full_function(ns, name="nobody")
+    nobody["spec"]["template"]["spec"]["serviceAccountName"] = "pf-nobody"
+    refused = cluster.create(nobody)
+    _refusal(refused, "tokens/service-account")
+    assert "ServiceAccount pf-nobody does not exist" in refused.err
+    event = _logged(control_plane, ns, nobody["metadata"]["name"])
+    assert event["responseStatus"]["code"] == 403
+    assert event["annotations"]["validate.pf-webhook.io/rules"] == "tokens/service-account=deny"
+    assert (
+        event["annotations"]["mutate.pf-webhook.io/pulsar-role"]
+        == f"system:serviceaccount:{ns}:pf-nobody"
+    )
+
+    # Created a moment before its StatefulSet (not yet in the watch cache): found.
+    assert cluster.kubectl("create", "serviceaccount", "pf-nobody", "-n", ns).code == 0
+    created = cluster.create(nobody)
+    assert created.code == 0, created.err
+
+    # Level Metadata: no request or response bodies, so no Secret value in the log.
+    text = control_plane.audit_log.read_text(errors="replace")
+    assert "hunter2-not-logged" not in text
+    assert base64.b64encode(b"hunter2-not-logged").decode() not in text

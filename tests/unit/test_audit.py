@@ -616,7 +616,7 @@ def test_cluster_report_shared_roles_and_limit() -> None:
     assert lines[0].startswith("NAMESPACE")
     assert "... 3 more functions left out (raise --limit)" in text
     assert "system:serviceaccount:fns:default  5 functions" in text
-    assert "summary: 7 StatefulSets in namespace fns, 5 functions" in text
+    assert "summary: 7 StatefulSets and 0 pods in namespace fns, 5 functions" in text
     json.dumps(report)  # serialisable
 
 

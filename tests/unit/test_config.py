@@ -763,4 +763,4 @@ def test_the_action_of_a_rule_follows_the_precedence(
 def test_every_rule_has_an_action() -> None:
     cfg = config.default_config()
     assert {cfg.action(rule) for rule in config.RULES} <= set(config.ACTIONS)
-    assert len(set(config.RULES)) == len(config.RULES) == 18
+    assert len(set(config.RULES)) == len(config.RULES) == 19

@@ -64,6 +64,7 @@ def test_wrong_types_anywhere_are_refused_or_handled_never_raised(
             node[path[-1]] = copy.deepcopy(value)  # no aliasing between edits
         except (KeyError, IndexError, TypeError):
             continue  # an earlier edit removed this path
+    obj = json.loads(json.dumps(obj))  # what arrives is JSON: an edit's int key becomes a string
     cfg = ALL_ON if all_on else config.default_config()
     result = mutation.mutate(obj, cfg)
     if result.refusal is None:

@@ -1,0 +1,92 @@
+"""Hostile input for the broker model: any properties text, any claims, any key set give an
+answer or a one-line error, never an exception."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webhook import audit_broker, audit_jwt, broker_config
+from webhook.audit_keys import KeySource
+from webhook.audit_text import AuditError
+
+BASE = broker_config.parse(
+    "openIDAllowedTokenIssuers=https://i\nopenIDAllowedAudiences=pulsar\n", "broker.conf"
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+claim_names = st.sampled_from(["iss", "sub", "aud", "exp", "nbf", "iat", "role", "kid"])
+
+
+def _b64(data: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_properties_text(text: str) -> None:
+    try:
+        found = broker_config.parse(text, "f")
+    except broker_config.BrokerConfigError as exc:
+        assert "\n" not in str(exc)
+    else:
+        found.startup_error()
+        found.notes()
+
+
+def test_far_future_times_are_words_not_crashes() -> None:
+    for value in (10**30, 1e300, -(10**30), float("inf"), float("nan")):
+        claims = {
+            "iss": "https://i",
+            "aud": "pulsar",
+            "sub": "s",
+            "exp": value,
+            "nbf": value,
+            "iat": 0,
+        }
+        verdict = audit_broker.claims_verdict(claims, BASE, api=None, now=1e9)
+        assert "\n" not in verdict.line()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(claim_names, json_values, max_size=8),
+    st.dictionaries(st.sampled_from(["alg", "kid", "typ"]), json_values, max_size=3),
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["kty", "kid", "alg", "crv", "x", "y", "n", "e", "k"]),
+            json_values,
+            max_size=6,
+        ),
+        max_size=3,
+    ),
+    st.sampled_from(["sub", "role", ""]),
+)
+def test_any_claims_header_and_key_set(
+    claims: dict[str, Any], header: dict[str, Any], keys: list[dict[str, Any]], role_claim: str
+) -> None:
+    token = audit_jwt.parse_token(f"{_b64(header)}.{_b64(claims)}.c2ln")
+    settings_ = broker_config.BrokerSettings(
+        source="x", issuers=BASE.issuers, audiences=BASE.audiences, role_claim=role_claim
+    )
+    source = KeySource(jwks={"keys": keys}, origin="keys", issuer="https://i")
+    verdict = audit_broker.broker_verdict(token, settings_, keys=source, api=None, now=1e9)
+    assert "\n" not in verdict.line()
+    assert verdict.accepted is False  # the signature "sig" never verifies
+    audit_broker.claims_verdict(claims, settings_, api=None, now=1e9)
+
+
+def test_deeply_nested_claims_are_a_one_line_error() -> None:
+    deep = base64.urlsafe_b64encode(b"[" * 200_000).rstrip(b"=").decode()
+    with pytest.raises(AuditError, match=r"nested too deeply|not JSON"):
+        audit_jwt.parse_token(f"{_b64({'alg': 'ES256'})}.{deep}.c2ln")
