@@ -4,7 +4,7 @@ connections (no ClientHello), while a normal keep-alive client posts reviews.
 Run: `.venv/bin/python benchmarks/bench_hostile.py [--idle N] [--silent N] [--client-ca]`.
 Prints the server's RSS (before, peak, after the connections are gone), the normal client's
 latency percentiles, and when the server closed the hostile connections. The connection cap
-is raised above the load so every connection is really held; the handshake and header
+is raised above the load so every connection is really held; the handshake, header and idle
 timeouts are long enough (90 s) for all of them to be open at once, then the server closes
 each at its timeout. The bounded version of this run is tests/integration/test_hostile_load.py.
 """
@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.hostile import NormalClient, open_peers, percentile, rss_mib, sample_rss
+from tests.integration.conftest import _client_certificate as client_certificate
 from tests.worker import statefulset
 from webhook import certs
 
@@ -56,7 +57,8 @@ def start(tmp: Path, client_ca: Path | None) -> tuple[subprocess.Popen[bytes], s
     config = tmp / "config.yml"
     config.write_text(
         "webhook:\n  server:\n    limits: {maxConnections: 5000, "
-        f"handshakeTimeoutSeconds: {TIMEOUT:g}, headerTimeoutSeconds: {TIMEOUT:g}}}\n"
+        f"handshakeTimeoutSeconds: {TIMEOUT:g}, headerTimeoutSeconds: {TIMEOUT:g}, "
+        f"idleTimeoutSeconds: {TIMEOUT:g}}}\n"
     )
     argv = [sys.executable, "-m", "webhook", "serve", "--cert-dir", str(tmp / "certs")]
     argv += ["--port", "0", "--metrics-port", "0", "--host", "127.0.0.1", "--config", str(config)]
@@ -84,11 +86,10 @@ async def run(idle: int, silent: int, with_client_ca: bool) -> None:
         ips=("127.0.0.1",),
     )
     client_ca = None
-    normal_tls = ssl.create_default_context(cafile=str(tmp / "certs" / "ca.crt"))
     if with_client_ca:  # the normal client has a certificate from this CA; the peers have none
-        certs.generate(service="client", namespace="bench", out_dir=tmp / "client")
+        certs.generate(service="client-ca", namespace="bench", out_dir=tmp / "client")
         client_ca = tmp / "client" / "ca.crt"
-        normal_tls.load_cert_chain(tmp / "client" / "tls.crt", tmp / "client" / "tls.key")
+        client_certificate(tmp / "client", tmp / "client")  # client.crt, client.key
     proc, https, _http = start(tmp, client_ca)
     try:
         host, port = re.fullmatch(r"https://([^:]+):(\d+)", https).groups()  # type: ignore[union-attr]
@@ -137,7 +138,7 @@ async def run(idle: int, silent: int, with_client_ca: bool) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     lifetimes = [p.closed - p.opened for p in peers if p.closed is not None]
-    lat, failures = result["latencies"], result["failures"]
+    lat, failures = result["latencies"] or [float("nan")], result["failures"]
     print(f"hostile load: {idle} idle TLS + {silent} silent TCP connections", end="")
     print(" (--client-ca; peers without a certificate)" if with_client_ca else "")
     print(f"  opened in {opened:.1f} s; could not open: {tls_failed + silent_failed}")
