@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit e2e controlplane bench clean
+.PHONY: run test lint unit e2e controlplane helm bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,19 @@ lint: $(STAMP)
 controlplane:
 	tests/controlplane/build.sh
 
+helm:
+	tests/tools/helm/build.sh
+
 unit: $(STAMP)
 	$(BIN)/pytest -m 'not e2e' $(PYTEST_ARGS)
 
-e2e: $(STAMP) controlplane
-	PF_WEBHOOK_CONTROLPLANE="$$(tests/controlplane/build.sh)" $(BIN)/pytest -m e2e $(PYTEST_ARGS)
+e2e: $(STAMP) controlplane helm
+	PF_WEBHOOK_CONTROLPLANE="$$(tests/controlplane/build.sh)" PF_WEBHOOK_HELM="$$(tests/tools/helm/build.sh)" \
+	  $(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
-test: lint $(STAMP) controlplane
-	PF_WEBHOOK_CONTROLPLANE="$$(tests/controlplane/build.sh)" $(BIN)/pytest $(PYTEST_ARGS)
+test: lint $(STAMP) controlplane helm
+	PF_WEBHOOK_CONTROLPLANE="$$(tests/controlplane/build.sh)" PF_WEBHOOK_HELM="$$(tests/tools/helm/build.sh)" \
+	  $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import customizer, secrets, workload
+from webhook.bounded import DEFAULT_LIMITS, Limits
 from webhook.config import Config, RuntimeOptions
 from webhook.findings import Finding
 
@@ -36,7 +37,7 @@ class Analysis:
         return customizer.merge(config.cluster_options, self.options)
 
 
-def analyse(obj: Mapping[str, Any]) -> Analysis:
+def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis:
     """Raises Refusal when the object is not a StatefulSet we can read."""
     problem = workload.shape_error(obj)
     if problem:
@@ -45,12 +46,12 @@ def analyse(obj: Mapping[str, Any]) -> Analysis:
         index = workload.function_container_index(obj)
     except workload.WorkloadError as exc:
         raise Refusal(str(exc)) from None
-    details, problems = workload.read_details(obj, index)
+    details, problems = workload.read_details(obj, index, limits)
     refs, secret_findings = secrets.parse(
-        details.secrets_map, details.secrets_source or "secretsMap"
+        details.secrets_map, details.secrets_source or "secretsMap", limits
     )
     options, doc, option_findings, notes = customizer.parse(
-        details.custom_runtime_options, details.options_source or "customRuntimeOptions"
+        details.custom_runtime_options, details.options_source or "customRuntimeOptions", limits
     )
     return Analysis(
         container_index=index,

@@ -44,10 +44,14 @@ __all__ = [
     "CA_COMMON_NAME",
     "CertError",
     "CertPaths",
+    "bundle_patch",
     "ensure_serving_certs",
     "generate",
     "inject_ca_bundle",
+    "issue_ca",
+    "issue_leaf",
     "load_pair_summary",
+    "pair_summary",
     "read_ca_bundle",
     "register_cli",
 ]
@@ -154,6 +158,46 @@ def generate(
     _write_atomic(paths.tls_key, _key_pem(tls_key), mode=_KEY_MODE)
     _write_atomic(paths.tls_cert, tls_cert.public_bytes(serialization.Encoding.PEM))
     return paths
+
+
+def issue_ca(*, now: datetime.datetime, validity: datetime.timedelta) -> tuple[bytes, bytes]:
+    """A new self-signed ECDSA P-256 CA: (certificate PEM, private key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _make_ca(key, now=now, days=max(1, validity.days))
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def issue_leaf(
+    *,
+    ca_cert_pem: bytes,
+    ca_key_pem: bytes,
+    now: datetime.datetime,
+    validity: datetime.timedelta,
+    service: str,
+    namespace: str,
+    hosts: Sequence[str] = (),
+    ips: Sequence[str] = (),
+) -> tuple[bytes, bytes]:
+    """A serving certificate signed by the given CA: (certificate PEM, private key PEM)."""
+    try:
+        ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+        ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    except (ValueError, TypeError):
+        raise CertError("the CA certificate or key is not usable PEM") from None
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise CertError("the CA key is neither ECDSA nor RSA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _make_serving(
+        key,
+        ca_cert=ca_cert,
+        ca_key=ca_key,
+        now=now,
+        days=max(1, validity.days),
+        common_name=f"{service}.{namespace}.svc",
+        dns_names=_dns_names(service, namespace, hosts),
+        ip_addresses=_ip_addresses(ips),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
 def ensure_serving_certs(cert_dir: Path) -> bool:
@@ -422,6 +466,11 @@ def load_pair_summary(cert_path: str | os.PathLike[str]) -> str:
         cert = x509.load_pem_x509_certificate(data)
     except ValueError:
         raise CertError(f"{cert_path}: not a PEM certificate") from None
+    return pair_summary(cert)
+
+
+def pair_summary(cert: x509.Certificate) -> str:
+    """One line describing a certificate: subject, SANs and notAfter."""
     try:
         san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         sans = [f"DNS:{n}" for n in san_ext.get_values_for_type(x509.DNSName)]
@@ -492,7 +541,7 @@ async def inject_ca_bundle(
                 (kind_m, mutating, current_m, api.patch_mutating_webhook_configuration),
                 (kind_v, validating, current_v, api.patch_validating_webhook_configuration),
             ):
-                ops, changes = _bundle_patch(kind, name, current, bundle)
+                ops, changes = bundle_patch(kind, name, current, bundle)
                 if ops:
                     await _call(
                         patch_fn(name, ops, _request_timeout=timeout),
@@ -509,7 +558,7 @@ async def inject_ca_bundle(
     return lines
 
 
-def _bundle_patch(
+def bundle_patch(
     kind: str, name: str, current: Any, bundle: str
 ) -> tuple[list[dict[str, Any]], list[str]]:
     webhooks = list(getattr(current, "webhooks", None) or [])

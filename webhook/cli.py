@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from webhook import __version__, configfile, mutation, patch, policy, review
+from webhook import __version__, bounded, configfile, mutation, patch, policy, review
 from webhook.config import Config, ConfigError
 
 
@@ -30,6 +30,10 @@ def load_config(path: str | None) -> Config:
     return config
 
 
+# YAML aliases can make a small file a huge tree: the walk stops after this many values
+MAX_VALUES = 2_000_000
+
+
 def read_documents(source: str) -> list[Any]:
     """YAML or JSON, one or more documents; a `List` is flattened to its items."""
     name = "<stdin>" if source == "-" else source
@@ -41,6 +45,10 @@ def read_documents(source: str) -> list[Any]:
         raise InputError(f"{name}: not UTF-8 text") from None
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except RecursionError:
+        raise InputError(f"{name}: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's 4,300-digit conversion limit
+        raise InputError(f"{name}: {review.short(str(exc).splitlines()[0], 200)}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
@@ -51,12 +59,17 @@ def read_documents(source: str) -> list[Any]:
         raise InputError(f"{name}: no documents")
     flat: list[Any] = []
     for index, doc in enumerate(docs):
+        # the structure every later walk can afford; the object's own limits are checked where
+        # it is answered (a denial for a review, exit 2 for a manifest)
+        problem = bounded.problem_in(doc, review.ENVELOPE_LIMITS, max_nodes=MAX_VALUES)
+        if problem:
+            raise InputError(f"{name}: document {index + 1}: {problem}")
         if not isinstance(doc, dict):
             raise InputError(
                 f"{name}: document {index + 1} is a {type(doc).__name__}, not an object"
             )
         if doc.get("kind") == "List" or (
-            doc.get("kind", "").endswith("List") and isinstance(doc.get("items"), list)
+            str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list)
         ):
             items = doc.get("items")
             if not isinstance(items, list):
@@ -65,6 +78,14 @@ def read_documents(source: str) -> list[Any]:
         else:
             flat.append(doc)
     return flat
+
+
+def _within_limits(docs: list[Any], config: Config) -> None:
+    """Manifests are held to the same limits as a review's object (InputError otherwise)."""
+    for doc in docs:
+        problem = bounded.problem_in(doc, config.limits)
+        if problem:
+            raise InputError(f"{_label(doc)}: {problem}")
 
 
 def _is_review(doc: Any) -> bool:
@@ -103,6 +124,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         out = list(_reviews(docs, config, "mutate"))
         sys.stdout.write(_dump(out, "yaml" if args.output == "yaml" else "json"))
         return 0
+    _within_limits(docs, config)
     results, refused = [], False
     for doc in docs:
         result = mutation.mutate(doc, config)
@@ -134,6 +156,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         out = list(_reviews(docs, config, "validate"))
         sys.stdout.write(_dump(out, "json"))
         return 0 if all(r["response"]["allowed"] for r in out) else 1
+    _within_limits(docs, config)
     allowed = True
     report: list[dict[str, Any]] = []
     lines: list[str] = []
@@ -181,6 +204,56 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--kubeconfig", help="cluster for the Secret/StatefulSet checks (default: none)"
     )
+    serve.add_argument(
+        "--function-namespace",
+        action="append",
+        metavar="NS",
+        help="a namespace where functions run: Secrets are watched only there (repeatable or "
+        "comma-separated; default: all namespaces, which needs cluster-wide Secret access)",
+    )
+    managed = serve.add_argument_group(
+        "self-managed certificates (--manage-certs): a CA and serving certificate in one Secret, "
+        "renewed by the replica holding a Lease, caBundle kept in both webhook configurations"
+    )
+    managed.add_argument("--manage-certs", action="store_true", help="enable (needs a cluster)")
+    managed.add_argument(
+        "--namespace", help="the webhook's namespace (default: $POD_NAMESPACE, else the pod's)"
+    )
+    managed.add_argument(
+        "--cert-secret", default="pf-webhook-certs", help="Secret name (default: pf-webhook-certs)"
+    )
+    managed.add_argument(
+        "--lease", default="pf-webhook-certs", help="Lease name (default: pf-webhook-certs)"
+    )
+    managed.add_argument("--lease-duration", type=float, default=30.0, help="seconds (default: 30)")
+    managed.add_argument(
+        "--service",
+        default="pf-webhook",
+        help="Service name in the certificate (default: pf-webhook)",
+    )
+    managed.add_argument(
+        "--cert-san",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="extra DNS or IP name (repeatable)",
+    )
+    managed.add_argument(
+        "--mutating",
+        default="pf-webhook",
+        help="MutatingWebhookConfiguration to keep the caBundle of",
+    )
+    managed.add_argument(
+        "--validating",
+        default="pf-webhook",
+        help="ValidatingWebhookConfiguration to keep the caBundle of",
+    )
+    managed.add_argument(
+        "--ca-propagation",
+        type=float,
+        default=60.0,
+        help="seconds between publishing a new CA and serving a leaf it signed (default: 60)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     mutate = sub.add_parser("mutate", help="print the mutated documents (or the JSONPatch)")
@@ -225,4 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # our bug: still one line, never a traceback
+        print(f"error: internal error in pf-webhook: {type(exc).__name__}", file=sys.stderr)
+        return 2
     return code

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from webhook import bounded
+
 _SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
@@ -125,9 +127,10 @@ def get_json_flag(script: str, flag: str) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"{flag} is not valid JSON: {exc.msg} at character {exc.pos}") from None
+        value = bounded.loads(raw)
+    except bounded.JsonLimitError as exc:
+        joint = " is" if str(exc).startswith("not valid JSON") else ":"
+        raise CommandError(f"{flag}{joint} {exc}") from None
     if not isinstance(value, dict):
         raise CommandError(f"{flag} must be a JSON object, got {type(value).__name__}")
     return value

@@ -16,31 +16,51 @@ from typing import Any, Final, Literal
 import yaml
 
 from webhook import quantity
+from webhook.bounded import Limits
 
 Action = Literal["deny", "warn", "audit", "off"]
 ACTIONS: tuple[Action, ...] = ("deny", "warn", "audit", "off")
 
-RULES: tuple[str, ...] = (
-    "function/details",
-    "naming/label-key",
-    "naming/label-value",
-    "naming/statefulset-name",
-    "naming/service-name",
-    "naming/selector-collision",
-    "secrets/entry",
-    "secrets/exists",
-    "tokens/audience",
-    "tokens/expiration",
-    "tokens/mount-path",
-    "tokens/ca-secret",
-    "tokens/service-account",
-    "customizer/options",
-    "customizer/tolerations",
-    "customizer/node-selector",
-    "resources/requests-within-limits",
-    "resources/bounds",
-    "namespace/job-namespace",
+
+@dataclass(frozen=True)
+class Rule:
+    """A validation rule: its id, what it checks (one line), and its action when the config
+    does not set one (None: the global `policy.enforcement`)."""
+
+    id: str
+    checks: str
+    default: Action | None = None
+
+
+# The one rule registry: README's rule table lists the same ids in the same order.
+RULE_REGISTRY: tuple[Rule, ...] = (
+    Rule("function/details", "the function details parse, within the JSON limits"),
+    Rule("naming/label-key", "every label key is valid Kubernetes syntax"),
+    Rule("naming/label-value", "every label value is valid Kubernetes syntax"),
+    Rule("naming/statefulset-name", "a DNS-1123 label of at most 52 characters"),
+    Rule("naming/service-name", "spec.serviceName is a DNS-1035 label"),
+    Rule("naming/selector-collision", "no other StatefulSet selects the same pods"),
+    Rule("secrets/entry", "each secretsMap entry is valid, and the map within its size limit"),
+    Rule("secrets/exists", "the Secret and key exist (default: webhook.secrets.verify)"),
+    Rule("tokens/audience", "the token audience is present when required, and allowed"),
+    Rule("tokens/expiration", "the token expiration is within [600, maxExpirationSeconds]"),
+    Rule("tokens/mount-path", "no container mounts two volumes at one path"),
+    Rule("tokens/ca-secret", "the CA Secret exists and holds ca.crt"),
+    Rule("tokens/service-account", "the ServiceAccount the template names exists"),
+    Rule("customizer/options", "customRuntimeOptions parse; only allowed fields"),
+    Rule("customizer/tolerations", "only allowed toleration keys, requested or in the pod"),
+    Rule("customizer/node-selector", "only allowed nodeSelector keys, requested or in the pod"),
+    Rule("customizer/reserved-keys", "a function's options set no pf-webhook/ label or annotation"),
+    Rule("resources/requests-within-limits", "every request is at most its limit"),
+    Rule("resources/bounds", "Pulsar's min/max/granularity checks and maxResources"),
+    Rule("namespace/job-namespace", "the object's namespace equals the merged jobNamespace"),
+    Rule("pod/labels", "no pod label key that other workloads' selectors use"),
+    Rule("pod/annotations", "no security-relevant pod annotation (AppArmor, seccomp, ...)"),
+    Rule("pod/auth-mounts", "only the function container mounts the token or /etc/auth"),
+    Rule("pod/host-path", "hostPath volumes only under webhook.pod.allowedHostPaths"),
 )
+RULES: tuple[str, ...] = tuple(rule.id for rule in RULE_REGISTRY)
+_RULE_DEFAULTS: dict[str, Action] = {r.id: r.default for r in RULE_REGISTRY if r.default}
 
 _PKG = "org.apache.pulsar.functions"
 KUBERNETES_RUNTIME_FACTORY = f"{_PKG}.runtime.kubernetes.KubernetesRuntimeFactory"
@@ -82,6 +102,55 @@ class RuntimeOptions:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     # {"limits": {"cpu": "2"}, "requests": {...}}; quantities as strings
     resource_requirements: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+# Label keys other workloads' Services, NetworkPolicies and controllers commonly select on;
+# a function's pod must not carry them (pod/labels), unless the selector or the cluster's own
+# config put them there.
+DEFAULT_DENIED_LABEL_KEYS: tuple[str, ...] = (
+    "app",
+    "app.kubernetes.io/*",
+    "component",
+    "k8s-app",
+    "name",
+    "role",
+    "tier",
+    "release",
+    "run",
+    "version",
+    "controller-revision-hash",
+    "pod-template-hash",
+    "statefulset.kubernetes.io/*",
+    "apps.kubernetes.io/*",
+    "kubernetes.io/*",
+    "*.kubernetes.io/*",
+    "k8s.io/*",
+    "*.k8s.io/*",
+    "istio.io/*",
+    "*.istio.io/*",
+    "pf-webhook/*",
+)
+# Annotations that change a pod's security (AppArmor, seccomp, service-mesh injection).
+DEFAULT_DENIED_ANNOTATION_KEYS: tuple[str, ...] = (
+    "container.apparmor.security.beta.kubernetes.io/*",
+    "seccomp.security.alpha.kubernetes.io/*",
+    "container.seccomp.security.alpha.kubernetes.io/*",
+    "*.security.kubernetes.io/*",
+    "sidecar.istio.io/*",
+    "*.istio.io/*",
+    "linkerd.io/*",
+    "config.linkerd.io/*",
+    "pf-webhook/*",
+)
+
+
+@dataclass(frozen=True)
+class PodPolicy:
+    """What the resulting pod template may carry (rules pod/*); key patterns use `*`."""
+
+    denied_label_keys: tuple[str, ...] = DEFAULT_DENIED_LABEL_KEYS
+    denied_annotation_keys: tuple[str, ...] = DEFAULT_DENIED_ANNOTATION_KEYS
+    allowed_host_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +196,9 @@ class ServerSettings:
 class KubeSettings:
     kubeconfig: str | None = None
     timeout_seconds: float = 2.0
+    # where functions run: Secrets are watched only there (`serve --function-namespace`);
+    # empty: cluster-wide
+    function_namespaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +234,8 @@ class Config:
     allowed_toleration_keys: tuple[str, ...] = ()
     allowed_node_selector_keys: tuple[str, ...] = ()
     max_container_resources: Mapping[str, str] = field(default_factory=dict)
+    pod: PodPolicy = field(default_factory=PodPolicy)
+    limits: Limits = field(default_factory=Limits)
     enforcement: Literal["deny", "warn", "audit"] = "deny"
     rules: Mapping[str, Action] = field(default_factory=dict)
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -176,7 +250,7 @@ class Config:
             return self.rules[rule]
         if rule == "secrets/exists":
             return self.secrets_verify
-        return self.enforcement
+        return _RULE_DEFAULTS.get(rule, self.enforcement)
 
 
 def default_config() -> Config:
@@ -241,7 +315,7 @@ def _int(value: object, path: str) -> int:
         raise ConfigError(f"{path}: expected a whole number, got {value!r}")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,30}", value.strip()):
         return int(value.strip())
     raise ConfigError(f"{path}: expected a whole number, got {value!r}")
 
@@ -327,8 +401,10 @@ def parse_resource_requirements(value: object, path: str) -> dict[str, dict[str,
             continue  # V1ResourceRequirements' `claims` and unknown keys are not ours to set
         parsed: dict[str, str] = {}
         for name, amount in _map(items, f"{path}.{part}").items():
-            if not quantity.is_quantity(amount):
-                raise ConfigError(f"{path}.{part}.{name}: {amount!r} is not a quantity")
+            try:
+                quantity.parse(amount)
+            except quantity.QuantityError as exc:
+                raise ConfigError(f"{path}.{part}.{name}: {exc}") from None
             parsed[str(name)] = quantity.normalise(amount)
         if parsed:
             result[part] = parsed
@@ -436,7 +512,52 @@ def _auth_provider_config(section: Mapping[str, Any], path: str) -> dict[str, An
     }
 
 
-_WEBHOOK_KEYS = ("naming", "secrets", "tokens", "customizer", "policy", "server", "kube")
+_WEBHOOK_KEYS = (
+    "naming",
+    "secrets",
+    "tokens",
+    "customizer",
+    "policy",
+    "pod",
+    "limits",
+    "server",
+    "kube",
+)
+_LIMIT_KEYS = {
+    "maxJsonDepth": ("max_json_depth", 8),
+    "maxNumberDigits": ("max_number_digits", 20),
+    "maxSecrets": ("max_secrets", 1),
+}
+
+
+def _pod_section(value: object) -> PodPolicy:
+    section = _map(value, "webhook.pod")
+    known = ("deniedLabelKeys", "deniedAnnotationKeys", "allowedHostPaths")
+    _known_keys(section, "webhook.pod", known)
+    policy = PodPolicy()
+    changes: dict[str, Any] = {}
+    for key, attribute in zip(
+        known, ("denied_label_keys", "denied_annotation_keys", "allowed_host_paths"), strict=True
+    ):
+        if key in section:
+            changes[attribute] = _str_list(section[key], f"webhook.pod.{key}")
+    for path in changes.get("allowed_host_paths", ()):
+        if not path.startswith("/"):
+            raise ConfigError(f"webhook.pod.allowedHostPaths: {path!r} is not an absolute path")
+    return replace(policy, **changes)
+
+
+def _limits_section(value: object) -> Limits:
+    section = _map(value, "webhook.limits")
+    _known_keys(section, "webhook.limits", tuple(_LIMIT_KEYS))
+    changes: dict[str, int] = {}
+    for key, (attribute, minimum) in _LIMIT_KEYS.items():
+        if key in section:
+            amount = _int(section[key], f"webhook.limits.{key}")
+            if not minimum <= amount <= 1_000_000:
+                raise ConfigError(f"webhook.limits.{key}: {amount} is not in [{minimum}, 1000000]")
+            changes[attribute] = amount
+    return replace(Limits(), **changes)
 
 
 def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
@@ -555,6 +676,11 @@ def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
         rules[rule] = _choice(action, f"webhook.policy.rules.{rule}", ACTIONS)  # type: ignore[assignment]
     if rules:
         changes["rules"] = rules
+
+    if "pod" in section:
+        changes["pod"] = _pod_section(section["pod"])
+    if "limits" in section:
+        changes["limits"] = _limits_section(section["limits"])
 
     server = _map(section.get("server"), "webhook.server")
     _known_keys(

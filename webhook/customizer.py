@@ -9,17 +9,19 @@ never leak into another's (Pulsar #19478 and its residual resource leak).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from webhook import naming, quantity
+from webhook import bounded, naming, quantity
+from webhook.bounded import DEFAULT_LIMITS, Limits
 from webhook.config import Config, ConfigError, RuntimeOptions, parse_runtime_options
 from webhook.findings import Finding
 
+RESERVED_PREFIX = "pf-webhook/"
+
 
 def parse(
-    raw: str | None, source: str
+    raw: str | None, source: str, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[RuntimeOptions | None, dict[str, Any], list[Finding], list[str]]:
     """(options, the raw JSON object, customizer/options findings, notes) for a JSON string.
 
@@ -28,20 +30,9 @@ def parse(
     if raw is None or raw.strip() in ("", "null"):
         return None, {}, [], []
     try:
-        doc = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return (
-            None,
-            {},
-            [
-                Finding(
-                    "customizer/options",
-                    source,
-                    f"not valid JSON: {exc.msg} at character {exc.pos}",
-                )
-            ],
-            [],
-        )
+        doc = bounded.loads(raw, limits)
+    except bounded.JsonLimitError as exc:
+        return None, {}, [Finding("customizer/options", source, str(exc))], []
     if doc is None:
         return None, {}, [], []
     if not isinstance(doc, Mapping):
@@ -54,10 +45,17 @@ def parse(
     return options, dict(doc), [], notes
 
 
+def _toleration_key(item: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), repr(v)) for k, v in item.items()))
+
+
 def _dedupe(items: list[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    seen: set[tuple[tuple[str, str], ...]] = set()
     result: list[Mapping[str, Any]] = []
     for item in items:
-        if item not in result:
+        key = _toleration_key(item)
+        if key not in seen:
+            seen.add(key)
             result.append(item)
     return tuple(result)
 
@@ -86,7 +84,8 @@ def _put(target: dict[str, Any], key: str, value: str, what: str) -> list[str]:
     if current == value:
         return []
     target[key] = value
-    return [] if current is None else [f"{what} {key}: replaced {current!r} with {value!r}"]
+    # the replaced value may be anything (a token in an annotation): never quoted
+    return [] if current is None else [f"{what} {key}: replaced its previous value"]
 
 
 def apply(
@@ -100,7 +99,14 @@ def apply(
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
     metas = [obj["metadata"], template.setdefault("metadata", {})]
 
+    for key in [*options.extra_labels, *options.extra_annotations]:
+        if key.startswith(RESERVED_PREFIX):
+            warnings.append(
+                f"{key}: not applied, the {RESERVED_PREFIX} prefix is the webhook's own"
+            )
     for key, raw in options.extra_labels.items():
+        if key.startswith(RESERVED_PREFIX):
+            continue
         value = naming.to_label_value(raw, config.label_style)
         if key in selector and selector[key] != value:
             warnings.append(
@@ -111,6 +117,8 @@ def apply(
             found = _put(meta.setdefault("labels", {}), key, value, "label")
             warnings.extend(found if index == 0 else [])
     for key, value in options.extra_annotations.items():
+        if key.startswith(RESERVED_PREFIX):
+            continue
         for index, meta in enumerate(metas):
             found = _put(meta.setdefault("annotations", {}), key, value, "annotation")
             warnings.extend(found if index == 0 else [])
@@ -118,8 +126,11 @@ def apply(
         warnings.extend(_put(pod.setdefault("nodeSelector", {}), key, value, "nodeSelector"))
     if options.tolerations:
         tolerations: list[Any] = pod.setdefault("tolerations", [])
+        present = {_toleration_key(t) for t in tolerations if isinstance(t, Mapping)}
         for toleration in options.tolerations:
-            if dict(toleration) not in tolerations:
+            identity = _toleration_key(toleration)
+            if identity not in present:
+                present.add(identity)
                 tolerations.append(dict(toleration))
     if options.resource_requirements:
         warnings.extend(_resources(container, options.resource_requirements))
@@ -141,7 +152,9 @@ def _resources(container: dict[str, Any], wanted: Mapping[str, Mapping[str, str]
                 continue
             target[name] = amount
             if current is not None:
-                warnings.append(f"resources.{part}.{name}: replaced {current} with {amount}")
+                warnings.append(
+                    f"resources.{part}.{name}: replaced the previous amount with {amount}"
+                )
     return warnings
 
 
@@ -163,6 +176,20 @@ def check(
                 )
     if options is None:
         return findings
+    for option, keys in (
+        ("extraLabels", options.extra_labels),
+        ("extraAnnotations", options.extra_annotations),
+    ):
+        for key in keys:
+            if key.startswith(RESERVED_PREFIX):
+                findings.append(
+                    Finding(
+                        "customizer/reserved-keys",
+                        f"{source}.{option}.{key}",
+                        f"{option} may not set {key}: keys under {RESERVED_PREFIX} are the webhook's own",
+                    )
+                )
+    findings += _denied_pod_keys(options, source, config)
     if config.allowed_toleration_keys:
         for index, toleration in enumerate(options.tolerations):
             if toleration.get("key") not in config.allowed_toleration_keys:
@@ -183,4 +210,52 @@ def check(
                         f"nodeSelector key {key!r} is not allowed; allowed: {', '.join(config.allowed_node_selector_keys)}",
                     )
                 )
+    return findings
+
+
+# the worker puts these in the selector: the mutation never changes them (a different value is
+# not applied), so asking for them is harmless
+_SELECTOR_KEYS = ("component", "tenant", "namespace", "name")
+
+
+def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> list[Finding]:
+    """pod/labels and pod/annotations at the option that asks for the key, so the function's
+    author sees where, before the mutation (podspec judges what else the template carries)."""
+    findings = []
+    cluster = config.cluster_options
+    labels = naming.key_matcher(config.pod.denied_label_keys)
+    for key, value in options.extra_labels.items():
+        if (
+            labels is None
+            or key.startswith(RESERVED_PREFIX)
+            or key in _SELECTOR_KEYS
+            or key in config.custom_labels
+            or not labels.fullmatch(key)
+            or cluster.extra_labels.get(key) == value
+        ):
+            continue
+        findings.append(
+            Finding(
+                "pod/labels",
+                f"{source}.extraLabels.{key}",
+                f"label key {key} is reserved for other workloads' selectors (webhook.pod.deniedLabelKeys): "
+                "a Service or NetworkPolicy selecting it would pick up this function's pods",
+            )
+        )
+    annotations = naming.key_matcher(config.pod.denied_annotation_keys)
+    for key, value in options.extra_annotations.items():
+        if (
+            annotations is None
+            or key.startswith(RESERVED_PREFIX)
+            or not annotations.fullmatch(key)
+            or cluster.extra_annotations.get(key) == value
+        ):
+            continue
+        findings.append(
+            Finding(
+                "pod/annotations",
+                f"{source}.extraAnnotations.{key}",
+                f"annotation {key} changes the pod's security or the webhook's own state and may not be set here (webhook.pod.deniedAnnotationKeys)",
+            )
+        )
     return findings

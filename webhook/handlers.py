@@ -326,6 +326,7 @@ def create_app(state: ServerState) -> web.Application:
     app.cleanup_ctx.append(resources.review_thread)
     app.cleanup_ctx.append(resources.facts_provider)
     app.cleanup_ctx.append(resources.watchers)
+    app.cleanup_ctx.append(resources.certificate_manager)
     return app
 
 

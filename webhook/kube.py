@@ -1,11 +1,14 @@
 """Shell: the cluster facts the validation needs, from watch-fed caches (kubernetes-asyncio).
 
-Secrets, StatefulSets and ServiceAccounts are listed once, then watched. A Secret or
-ServiceAccount missing from the cache gets one live read, all of a review's reads within one
-budget of `webhook.kube.timeoutSeconds`, so one created a moment before its StatefulSet is never
-reported missing, and an API server that does not answer always gives the same facts. Of a
-ServiceAccount only its existence is kept. Of a Secret only its key names are kept: values are
-dropped as soon as an event is decoded.
+StatefulSets and ServiceAccounts are listed once, then watched; of a ServiceAccount only its
+existence is kept. Secrets are watched as metadata only (PartialObjectMetadata: name and
+resourceVersion, never data), in the function namespaces (`--function-namespace`) or
+cluster-wide when none are given. The key names of a Secret are read (one GET) only when a
+function names that Secret, and again only when its resourceVersion changes; of that read only
+the key names are kept. A Secret or ServiceAccount missing from the cache gets one live read,
+all of a review's reads within one budget of `webhook.kube.timeoutSeconds`, so one created a
+moment before its StatefulSet is never reported missing, and an API server that does not
+answer always gives the same facts.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -41,6 +44,7 @@ class Reflector(Generic[T]):
     transform: Callable[[Any], T]
     store: dict[Key, T]
     synced: asyncio.Event
+    return_type: str | None = None  # for list functions without a generated docstring
 
     @staticmethod
     def key(obj: Any) -> Key:
@@ -57,7 +61,7 @@ class Reflector(Generic[T]):
                 self.synced.set()
                 backoff = 0.5
                 while True:
-                    stream = watch.Watch()
+                    stream = watch.Watch(return_type=self.return_type)
                     async with stream:
                         async for event in stream.stream(
                             self.list_all,
@@ -87,6 +91,70 @@ class Reflector(Generic[T]):
             self.store.pop(self.key(obj), None)
 
 
+METADATA_LIST: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_WATCH: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+MAX_KEY_CACHE: Final = 10_000
+
+
+def secret_metadata_lister(api: client.ApiClient, namespace: str) -> Callable[..., Awaitable[Any]]:
+    """list/watch Secrets as PartialObjectMetadata: the API server sends no data, so Secret
+    values never reach this process. `namespace` "" lists all namespaces. Only JSON metadata
+    is accepted: a server that cannot send it fails the request (406) rather than sending
+    whole Secrets."""
+    path = f"/api/v1/namespaces/{namespace}/secrets" if namespace else "/api/v1/secrets"
+
+    async def list_metadata(**kwargs: Any) -> Any:
+        is_watch = bool(kwargs.get("watch"))
+        names = {
+            "watch": "watch",
+            "resource_version": "resourceVersion",
+            "timeout_seconds": "timeoutSeconds",
+            "allow_watch_bookmarks": "allowWatchBookmarks",
+        }
+        query = [(names[k], v) for k, v in kwargs.items() if k in names and v is not None]
+        response = await api.call_api(
+            path,
+            "GET",
+            path_params={},
+            query_params=query,
+            header_params={"Accept": METADATA_WATCH if is_watch else METADATA_LIST},
+            response_types_map={200: "V1SecretList" if is_watch else "object"},
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+            _preload_content=kwargs.get("_preload_content", True),
+            _request_timeout=kwargs.get("_request_timeout"),
+        )
+        if is_watch:
+            return response  # the raw stream; the Watch decodes each event
+        return _metadata_list(response)
+
+    return list_metadata
+
+
+def _metadata_list(body: Any) -> client.V1SecretList:
+    """A PartialObjectMetadataList as a V1SecretList of metadata (the generated model refuses
+    the empty list the API server sends as `items: null`)."""
+    body = body if isinstance(body, dict) else {}
+    items = []
+    for item in body.get("items") or []:
+        meta = item.get("metadata") or {} if isinstance(item, dict) else {}
+        items.append(
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(
+                    name=meta.get("name"),
+                    namespace=meta.get("namespace"),
+                    resource_version=meta.get("resourceVersion"),
+                )
+            )
+        )
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    return client.V1SecretList(items=items, metadata=client.V1ListMeta(resource_version=version))
+
+
+def resource_version(obj: Any) -> str:
+    return str(obj.metadata.resource_version or "")
+
+
 def secret_keys(secret: Any) -> frozenset[str]:
     """The key names of a Secret; the values are never kept."""
     return frozenset((secret.data or {}).keys()) | frozenset((secret.string_data or {}).keys())
@@ -112,14 +180,28 @@ def statefulset_summary(sts: Any) -> policy.OtherStatefulSet:
 class ClusterFacts:
     """The FactsProvider the server uses when a cluster is configured."""
 
-    def __init__(self, api: client.ApiClient, *, timeout: float) -> None:
+    def __init__(
+        self, api: client.ApiClient, *, timeout: float, namespaces: tuple[str, ...] = ()
+    ) -> None:
         self._api = api
         self._core = client.CoreV1Api(api)
         self._apps = client.AppsV1Api(api)
         self._timeout = timeout
-        self.secrets: Reflector[frozenset[str]] = Reflector(
-            "secrets", self._core.list_secret_for_all_namespaces, secret_keys, {}, asyncio.Event()
-        )
+        # Secret metadata (resourceVersion) per watched namespace; "" = all namespaces
+        self.namespaces = tuple(sorted(set(namespaces)))
+        self.secret_meta: dict[str, Reflector[str]] = {
+            ns: Reflector(
+                f"secrets {ns}" if ns else "secrets",
+                secret_metadata_lister(api, ns),
+                resource_version,
+                {},
+                asyncio.Event(),
+                return_type="V1Secret",
+            )
+            for ns in self.namespaces or ("",)
+        }
+        # key names of the Secrets a function named, with the resourceVersion they were read at
+        self.secret_keys: dict[Key, tuple[str, frozenset[str]]] = {}
         self.statefulsets: Reflector[policy.OtherStatefulSet] = Reflector(
             "statefulsets",
             self._apps.list_stateful_set_for_all_namespaces,
@@ -137,17 +219,22 @@ class ClusterFacts:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(r.run(), name=f"watch-{r.name}")
-            for r in (self.secrets, self.statefulsets, self.service_accounts)
+        reflectors: list[Reflector[Any]] = [
+            *self.secret_meta.values(),
+            self.statefulsets,
+            self.service_accounts,
         ]
+        self._tasks = [asyncio.create_task(r.run(), name=f"watch-{r.name}") for r in reflectors]
 
     def ready(self) -> bool:
         return (
-            self.secrets.synced.is_set()
-            and self.statefulsets.synced.is_set()
+            self.statefulsets.synced.is_set()
             and self.service_accounts.synced.is_set()
+            and all(r.synced.is_set() for r in self.secret_meta.values())
         )
+
+    def _watched(self, namespace: str) -> Reflector[str] | None:
+        return self.secret_meta.get(namespace) or self.secret_meta.get("")
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -165,7 +252,9 @@ class ClusterFacts:
                 f"reading Secret {namespace}/{name}: HTTP {exc.status} {exc.reason}"
             ) from None
         keys = secret_keys(secret)
-        self.secrets.store[(namespace, name)] = keys
+        if len(self.secret_keys) >= MAX_KEY_CACHE:
+            self.secret_keys.clear()
+        self.secret_keys[(namespace, name)] = (resource_version(secret), keys)
         return keys
 
     async def _live_service_account(self, namespace: str, name: str) -> bool:
@@ -185,10 +274,20 @@ class ClusterFacts:
         refs, cas = policy.needed_secrets(obj, config)
         budget = Budget(config.kube.timeout_seconds)
         found: dict[str, frozenset[str] | None] = {}
+        not_watched = None
+        watched = self._watched(namespace)
+        if watched is None and (refs or cas):
+            not_watched = (
+                f"namespace {namespace} is not a function namespace of this webhook "
+                "(--function-namespace): its Secrets cannot be checked"
+            )
+            refs, cas = set(), set()
         for name in sorted(refs | cas):
-            cached = self.secrets.store.get((namespace, name))
-            if cached is not None:
-                found[name] = cached
+            assert watched is not None
+            version = watched.store.get((namespace, name))
+            cached = self.secret_keys.get((namespace, name))
+            if version is not None and cached is not None and cached[0] == version:
+                found[name] = cached[1]
                 continue
             # a miss: the Secret may be seconds old, or absent; ask once, within the budget
             done, keys = await budget.read(
@@ -208,7 +307,7 @@ class ClusterFacts:
                 )
                 if done:
                     accounts[account] = bool(there)
-        unavailable = budget.failed
+        unavailable = budget.failed or not_watched
         others = None
         if self.statefulsets.synced.is_set():
             others = tuple(s for (ns, _), s in self.statefulsets.store.items() if ns == namespace)
@@ -258,6 +357,8 @@ async def create_provider(config: Config, kubeconfig: str | None = None) -> Clus
     api = await api_client(kubeconfig or config.kube.kubeconfig)
     if api is None:
         return None
-    provider = ClusterFacts(api, timeout=config.kube.timeout_seconds)
+    provider = ClusterFacts(
+        api, timeout=config.kube.timeout_seconds, namespaces=config.kube.function_namespaces
+    )
     provider.start()
     return provider

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from webhook import naming
+from webhook import bounded, naming
 from webhook.findings import Finding
 
 ORIGINALS_ANNOTATION = "pf-webhook/original-labels"
@@ -46,8 +46,8 @@ def convert(obj: dict[str, Any], style: naming.LabelStyle) -> None:
         return
     annotations = obj["metadata"].setdefault("annotations", {})
     try:
-        recorded = json.loads(annotations.get(ORIGINALS_ANNOTATION, "{}"))
-    except json.JSONDecodeError:
+        recorded = bounded.loads(annotations.get(ORIGINALS_ANNOTATION, "{}"))
+    except bounded.JsonLimitError:
         recorded = {}
     if not isinstance(recorded, dict):
         recorded = {}

@@ -46,6 +46,18 @@ class Metrics:
             "Serving certificate pairs loaded after a change.",
             registry=r,
         )
+        self.cert_expiry = Gauge(
+            "pf_webhook_certificate_expiry_timestamp_seconds",
+            "When each certificate in use expires (Unix time): the serving certificate, and with "
+            "--manage-certs each CA in the published bundle.",
+            ["certificate"],
+            registry=r,
+        )
+        self.leader = Gauge(
+            "pf_webhook_cert_lease_holder",
+            "1 while this replica holds the certificate Lease (--manage-certs), else 0.",
+            registry=r,
+        )
         self.config_reloads = Counter(
             "pf_webhook_config_reloads", "Config file reloads, by result.", ["result"], registry=r
         )

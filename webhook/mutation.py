@@ -30,7 +30,7 @@ def mutate(obj: Any, config: Config, *, namespace: str | None = None) -> Mutatio
     if not workload.is_function_workload(obj):
         return MutationResult(obj=obj)
     try:
-        analysis = analyse(obj)
+        analysis = analyse(obj, config.limits)
     except Refusal as exc:
         return MutationResult(obj=obj, refusal=str(exc), is_function=True)
     if analysis.details_findings:
@@ -54,6 +54,13 @@ def _steps(
     pod = obj["spec"]["template"]["spec"]
     container = pod["containers"][analysis.container_index]
     details = analysis.details
+    for key in details.ignored:
+        why = (
+            "the function details in the command supply them"
+            if details.from_command
+            else f'only hand-written workloads with {workload.ENABLED_ANNOTATION}: "true" use it'
+        )
+        warnings.append(f"annotation {key} ignored: {why}")
 
     if config.secrets_enabled:
         warnings.extend(

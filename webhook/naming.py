@@ -6,8 +6,12 @@ finds pods by the (converted) tenant/namespace/name label values.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
 import re
+import string
+from collections.abc import Iterable
 from typing import Literal
 
 LabelStyle = Literal["documented", "pulsar-runtime"]
@@ -134,3 +138,42 @@ def propose_job_name(*, tenant: str, namespace: str, name: str) -> tuple[str, st
     stem = to_valid_pod_name(f"{tenant}-{namespace}-{name}").replace(".", "-")
     stem = re.sub(r"-+", "-", stem).strip("-")[:budget].rstrip("-") or "fn"
     return stem, job_name(tenant=tenant, namespace=namespace, name=name, custom=stem)
+
+
+SERVICE_ACCOUNT_HASH = 16  # hex characters of SHA-256: 64 bits
+
+
+def service_account_name(template: str, *, tenant: str, namespace: str, name: str) -> str:
+    """The ServiceAccount for a function: the template filled in and made a DNS-1123 label
+    (lower-case, runs of other characters become one `-`, cut to fit), then `-` and the first
+    16 hex characters of the SHA-256 of the fields the template names, as compact JSON with
+    sorted keys (`{"name":"charge","namespace":"payments","tenant":"acme-prod"}`).
+
+    Pulsar's job-name scheme does not fit: it adds no hash when conversion changes nothing, so
+    `acme-prod/payments/charge` and `acme/prod-payments/charge` would share a name. The hash
+    over the unconverted fields makes the name injective in them (up to a 64-bit collision),
+    whatever the conversion or the cut did, and stable: it depends on nothing else.
+    """
+    values = {"tenant": tenant, "namespace": namespace, "name": name}
+    used = sorted(
+        {field for _, field, _, _ in string.Formatter().parse(template) if field in values}
+    )
+    rendered = template.format(**values)
+    readable = re.sub(r"[^a-z0-9]+", "-", rendered.lower()).strip("-")
+    digest = hashlib.sha256(
+        json.dumps(
+            {field: values[field] for field in used},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8")
+    ).hexdigest()[:SERVICE_ACCOUNT_HASH]
+    stem = readable[: MAX_LABEL - 1 - SERVICE_ACCOUNT_HASH].rstrip("-") or "pf"
+    return f"{stem}-{digest}"
+
+
+def key_matcher(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One regex for label/annotation key patterns (`*` matches anything), so each key costs
+    one match whatever the number of patterns; None for no patterns."""
+    parts = [fnmatch.translate(p) for p in patterns]
+    return re.compile("|".join(parts)) if parts else None

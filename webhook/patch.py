@@ -64,23 +64,24 @@ def _names(items: list[Any]) -> list[Any] | None:
 
 def _diff_named(before: list[Any], after: list[Any], path: str) -> list[PatchOp] | None:
     """Lists of uniquely named objects (containers, volumes, env, mounts) are matched by name,
-    so a removed or added element does not turn into edits of its neighbours."""
+    so a removed or added element does not turn into edits of its neighbours. Linear in the
+    list lengths (an env list may have tens of thousands of entries)."""
     old, new = _names(before), _names(after)
     if old is None or new is None or old == new:
         return None
-    in_old, in_new = set(old), set(new)  # membership in sets: linear in the list length
-    kept = [name for name in old if name in in_new]
-    if kept != [name for name in new if name in in_old]:
+    old_set, new_set = set(old), set(new)
+    if [n for n in old if n in new_set] != [n for n in new if n in old_set]:
         return None  # reordered: fall back to positions
     ops: list[PatchOp] = []
     for index in range(len(old) - 1, -1, -1):
-        if old[index] not in in_new:
+        if old[index] not in new_set:
             ops.append({"op": "remove", "path": f"{path}/{index}"})
-    current = [item for item, name in zip(before, old, strict=True) if name in in_new]
+    # after the removals the kept elements are in order, so position `index` of the edited
+    # list holds either the next kept element or the one added there
+    by_name = dict(zip(old, before, strict=True))
     for index, (item, name) in enumerate(zip(after, new, strict=True)):
-        if name in in_old:
-            ops.extend(diff(current[index], item, f"{path}/{index}"))
+        if name in old_set:
+            ops.extend(diff(by_name[name], item, f"{path}/{index}"))
         else:
             ops.append({"op": "add", "path": f"{path}/{index}", "value": item})
-            current.insert(index, item)
     return ops

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from webhook import customizer, labels, naming, quantity, tokens, workload
+from webhook import customizer, labels, naming, podspec, quantity, tokens, workload
 from webhook.analysis import Analysis, Refusal, analyse
 from webhook.config import Action, Config, Resources
 from webhook.findings import Finding
@@ -65,7 +65,7 @@ def needed_secrets(obj: Any, config: Config) -> tuple[set[str], set[str]]:
     if not workload.is_function_workload(obj):
         return set(), set()
     try:
-        analysis = analyse(obj)
+        analysis = analyse(obj, config.limits)
     except Refusal:
         return set(), set()
     refs = {r.secret for r in analysis.secret_refs} if config.secrets_enabled else set()
@@ -94,7 +94,7 @@ def validate(
     if not workload.is_function_workload(obj):
         return ValidationResult()
     try:
-        analysis = analyse(obj)
+        analysis = analyse(obj, config.limits)
     except Refusal as exc:
         return ValidationResult(refusal=str(exc), is_function=True)
     obj = workload.without_nulls(obj)  # null means absent, as the API server reads it
@@ -130,6 +130,12 @@ def _findings(
             analysis.details.options_source or "customRuntimeOptions",
             config,
         )
+    found += podspec.check(
+        obj,
+        container_index=analysis.container_index,
+        config=config,
+        requested=analysis.options if config.customizer_enabled else None,
+    )
     found += _requests_within_limits(pod)
     found += _bounds(analysis, pod, config)
     found += _job_namespace(obj, analysis, config, namespace)
@@ -225,6 +231,14 @@ def java_double(value: float) -> str:
 
 
 def _java_round(value: float) -> int:
+    """Java's Math.round(double): floor(x + 0.5), saturating at the long range, NaN -> 0
+    (1000 * 1e306 cores is infinite, and must not raise)."""
+    if math.isnan(value):
+        return 0
+    if value >= 2.0**63:
+        return 2**63 - 1
+    if value < -(2.0**63):
+        return -(2**63)
     return math.floor(value + 0.5)
 
 
@@ -369,7 +383,8 @@ def _cluster(
                     Finding(
                         "secrets/exists",
                         where,
-                        f"Secret {ref.secret} has no key {ref.key!r}; it has: {', '.join(sorted(keys)) or 'no keys'}",
+                        # its other key names are not ours to show to whoever creates this
+                        f"Secret {ref.secret} has no key {ref.key!r}",
                     )
                 )
     pod = obj["spec"]["template"]["spec"]

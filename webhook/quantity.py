@@ -33,6 +33,10 @@ _QUANTITY = re.compile(
     r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|[numkMGTPE])?"
 )
 _EXPONENT = re.compile(r"[eE][+-]?[0-9]+")
+# Kubernetes caps quantities at 2^63-1 and rounds below 1n, so nothing real needs more text or
+# a larger exponent; checked before any arithmetic, so `1e6000000` costs nothing.
+MAX_LENGTH = 64
+MAX_EXPONENT = 64
 
 
 class QuantityError(ValueError):
@@ -50,14 +54,21 @@ def parse(value: object) -> Fraction:
             raise QuantityError(f"{value!r} is not a quantity")
         return Fraction(str(value))
     if not isinstance(value, str):
-        raise QuantityError(f"{value!r} is not a quantity")
+        raise QuantityError(f"{type(value).__name__} is not a quantity")
+    if len(value) > MAX_LENGTH:
+        raise QuantityError(
+            f"a quantity of {len(value)} characters is too long (at most {MAX_LENGTH})"
+        )
     match = _QUANTITY.fullmatch(value.strip())
     if match is None:
         raise QuantityError(f"{value!r} is not a quantity (e.g. 500m, 2, 1Gi, 4G)")
     number = Fraction(match["num"])
     suffix = match["suffix"] or ""
     if _EXPONENT.fullmatch(suffix):
-        return number * Fraction(10) ** int(suffix[1:])
+        exponent = int(suffix[1:])
+        if abs(exponent) > MAX_EXPONENT:
+            raise QuantityError(f"{value!r} has an exponent beyond ±{MAX_EXPONENT}")
+        return number * Fraction(10) ** exponent
     return number * _SUFFIX[suffix]
 
 

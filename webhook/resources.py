@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from webhook import configfile, wire
+from webhook import configfile, kubeclient, managed_certs, wire
 from webhook.config import Config, ConfigError
 from webhook.server_state import STATE, ServerState
 from webhook.tls import file_stamp
@@ -119,3 +119,22 @@ async def watchers(app: web.Application) -> AsyncIterator[None]:
         if state.config_path is not None:
             await stack.enter_async_context(_background(watch_config(state)))
         yield
+
+
+async def certificate_manager(app: web.Application) -> AsyncIterator[None]:
+    """--manage-certs: the certificate Secret's watch, the Lease and the writer; on shutdown
+    the Lease is released so another replica takes over at once."""
+    state = app[STATE]
+    if state.managed is None or state.tls is None:
+        yield
+        return
+    api = await kubeclient.api_client(state.config.kube.kubeconfig)
+    if api is None:
+        raise kubeclient.KubeClientError("--manage-certs needs a cluster")
+    manager = managed_certs.ManagedCerts(api, state.managed, state.tls, state.metrics)
+    manager.start()
+    try:
+        yield
+    finally:
+        await manager.close()
+        await api.close()

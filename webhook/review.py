@@ -12,12 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypedDict
 
-from webhook import mutation, patch, policy
+from webhook import bounded, mutation, patch, policy
 from webhook.config import Config
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 MAX_WARNING = 120
+MAX_WARNINGS = 50
+MAX_MESSAGE = 4000  # a denial's status message; the API server shows it to the client
+# parsing a body: deep enough for any configured maxJsonDepth, shallow enough for the stack
+ENVELOPE_LIMITS = bounded.Limits(max_json_depth=500, max_number_digits=1000)
 Mode = Literal["mutate", "validate"]
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 
@@ -82,19 +86,16 @@ class Outcome:
 
 
 def parse(body: bytes | str | Mapping[str, Any]) -> AdmissionReview:
-    """Check the envelope; raise ReviewError with one line saying what is wrong."""
+    """Check the envelope; raise ReviewError with one line saying what is wrong. The object
+    itself is checked against the configured limits by `respond`."""
     if isinstance(body, Mapping):
         doc: Any = body
     else:
         try:
-            doc = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = (
-                f" at line {exc.lineno} column {exc.colno}"
-                if isinstance(exc, json.JSONDecodeError)
-                else ""
-            )
-            raise ReviewError(f"body is not valid JSON{where}") from None
+            # the envelope's own bounds; the object's are the configured ones, in `respond`
+            doc = bounded.loads(body, ENVELOPE_LIMITS)
+        except bounded.JsonLimitError as exc:
+            raise ReviewError(f"body: {exc}") from None
     if not isinstance(doc, Mapping):
         raise ReviewError(
             f"body must be a JSON object (an AdmissionReview), got {type(doc).__name__}"
@@ -137,6 +138,14 @@ def short(text: str, limit: int = MAX_WARNING) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _bounded_warnings(warnings: list[str]) -> list[str]:
+    """At most MAX_WARNINGS warnings, each at most MAX_WARNING characters."""
+    shown = [short(w) for w in warnings[:MAX_WARNINGS]]
+    if len(warnings) > MAX_WARNINGS:
+        shown[-1] = f"... and {len(warnings) - MAX_WARNINGS + 1} more warnings"
+    return shown
+
+
 def _envelope(response: AdmissionResponse) -> AdmissionReview:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
@@ -168,6 +177,12 @@ def respond(
     )
     if operation not in ("CREATE", "UPDATE") or obj is None:
         return _envelope({"uid": uid, "allowed": True}), base
+    problem = bounded.problem_in(raw, config.limits)
+    if problem:
+        # every later step walks the object: refuse it before any of them can be unbounded
+        return _envelope(_refuse(uid, f"request.object: {problem}")), replace(
+            base, decision="denied"
+        )
     if mode == "mutate":
         return _mutate(obj, config, uid=uid, namespace=namespace or None, base=base)
     return _validate(obj, config, uid=uid, namespace=namespace or None, facts=facts, base=base)
@@ -177,7 +192,7 @@ def _refuse(uid: str, message: str) -> AdmissionResponse:
     return {
         "uid": uid,
         "allowed": False,
-        "status": {"code": 400, "reason": "BadRequest", "message": message},
+        "status": {"code": 400, "reason": "BadRequest", "message": short(message, MAX_MESSAGE)},
     }
 
 
@@ -195,7 +210,7 @@ def _mutate(
         ).decode()
         response["patchType"] = "JSONPatch"
     if result.warnings:
-        response["warnings"] = [short(w) for w in result.warnings]
+        response["warnings"] = _bounded_warnings(list(result.warnings))
     if result.audit:
         response["auditAnnotations"] = dict(result.audit)
     decision: Literal["patched", "allowed"] = "patched" if ops else "allowed"
@@ -203,7 +218,9 @@ def _mutate(
 
 
 def denial_message(decisions: list[policy.Decision]) -> str:
-    return "; ".join(f"[{d.rule}] {d.path}: {d.message}" for d in decisions)
+    """Every denial, each cut to a readable length, the whole within MAX_MESSAGE."""
+    text = "; ".join(f"[{d.rule}] {short(d.path, 200)}: {short(d.message, 400)}" for d in decisions)
+    return short(text, MAX_MESSAGE)
 
 
 def _validate(
@@ -227,9 +244,9 @@ def _validate(
             "reason": "Forbidden",
             "message": denial_message(denials),
         }
-    warnings = [short(f"[{d.rule}] {d.message}") for d in result.decisions if d.action == "warn"]
+    warnings = [f"[{d.rule}] {d.message}" for d in result.decisions if d.action == "warn"]
     if warnings:
-        response["warnings"] = warnings
+        response["warnings"] = _bounded_warnings(warnings)
     if rules:
         response["auditAnnotations"] = {
             "rules": ",".join(f"{rule}={action}" for rule, action in dict.fromkeys(rules))

@@ -7,12 +7,12 @@ reported. Pulsar's own admission messages are kept verbatim.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook import command, naming
+from webhook import bounded, command, naming
+from webhook.bounded import DEFAULT_LIMITS, Limits
 from webhook.findings import Finding
 from webhook.workload import Runtime
 
@@ -34,20 +34,24 @@ class SecretRef:
     key: str
 
 
-def parse(raw: str | None, source: str) -> tuple[list[SecretRef], list[Finding]]:
-    """The valid entries of a secrets map, and a `secrets/entry` finding per invalid one."""
+def parse(
+    raw: str | None, source: str, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[SecretRef], list[Finding]]:
+    """The valid entries of a secrets map, and a `secrets/entry` finding per invalid one; a
+    map beyond `limits.max_secrets` entries is refused whole."""
     if raw is None or raw.strip() == "":
         return [], []
     try:
-        doc = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return [], [
-            Finding("secrets/entry", source, f"not valid JSON: {exc.msg} at character {exc.pos}")
-        ]
+        doc = bounded.loads(raw, limits)
+    except bounded.JsonLimitError as exc:
+        return [], [Finding("secrets/entry", source, str(exc))]
     if doc is None:
         return [], []
     if not isinstance(doc, Mapping):
         return [], [Finding("secrets/entry", source, "must be a JSON object {ENV: {path, key}}")]
+    if len(doc) > limits.max_secrets:
+        too_many = f"has {len(doc)} entries; at most {limits.max_secrets} are allowed (webhook.limits.maxSecrets)"
+        return [], [Finding("secrets/entry", source, too_many)]
     refs: list[SecretRef] = []
     problems: list[Finding] = []
     for env, value in doc.items():
@@ -91,10 +95,15 @@ def apply(container: dict[str, Any], refs: list[SecretRef], *, runtime: Runtime)
         return []
     warnings: list[str] = []
     env: list[dict[str, Any]] = container.setdefault("env", [])
+    # one pass to index the existing entries by name, so the work is linear in env + refs
+    positions: dict[object, list[int]] = {}
+    for index, item in enumerate(env):
+        positions.setdefault(item.get("name"), []).append(index)
+    dropped: set[int] = set()
     for ref in refs:
         wanted = env_entry(ref)
-        same_name = [i for i, item in enumerate(env) if item.get("name") == ref.env]
-        if same_name and env[same_name[0]] == wanted and len(same_name) == 1:
+        same_name = positions.get(ref.env, [])
+        if len(same_name) == 1 and env[same_name[0]] == wanted:
             continue
         if same_name:
             # the old definition may hold a literal secret: say that it changed, never what it was
@@ -102,10 +111,13 @@ def apply(container: dict[str, Any], refs: list[SecretRef], *, runtime: Runtime)
                 f"env {ref.env}: replaced its definition with Secret {ref.secret} key {ref.key}"
             )
             env[same_name[0]] = wanted
-            for extra in reversed(same_name[1:]):
-                del env[extra]
+            dropped.update(same_name[1:])
+            positions[ref.env] = same_name[:1]
         else:
+            positions[ref.env] = [len(env)]
             env.append(wanted)
+    if dropped:
+        env[:] = [item for index, item in enumerate(env) if index not in dropped]
     warnings.extend(_provider(container, runtime))
     return warnings
 
@@ -126,4 +138,4 @@ def _provider(container: dict[str, Any], runtime: Runtime) -> list[str]:
     script_list[-1] = command.set_flag(script, PROVIDER_FLAG, provider)
     if current is None:
         return []
-    return [f"{PROVIDER_FLAG}: replaced {current} with {provider.rsplit('.', 1)[-1]}"]
+    return [f"{PROVIDER_FLAG}: replaced the previous provider with {provider.rsplit('.', 1)[-1]}"]

@@ -14,9 +14,12 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
+import secrets
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -26,8 +29,21 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from webhook import certs, facts, handlers, listener, logs, resources, wire
+from webhook import (
+    certs,
+    certsecret,
+    facts,
+    handlers,
+    listener,
+    logs,
+    naming,
+    resources,
+    rotation,
+    wire,
+)
 from webhook.config import Config, ConfigError
+from webhook.managed_certs import Settings as ManagedSettings
+from webhook.metrics import Metrics
 from webhook.server_state import ServerState
 from webhook.tls import CertLoadError, ServingCerts, reason
 
@@ -48,6 +64,45 @@ class ServeOptions:
     config_path: Path | None
     overrides: Callable[[Config], Config]
     drain_seconds: float
+    managed: ManagedSettings | None = None
+
+
+SA_NAMESPACE_FILE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _managed(args: argparse.Namespace, config: Config) -> ManagedSettings | None:
+    """--manage-certs and its flags, checked; None without --manage-certs."""
+    if not getattr(args, "manage_certs", False):
+        return None
+    if not (config.kube.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST")):
+        raise StartupError("--manage-certs needs a cluster: pass --kubeconfig or run in a pod")
+    namespace = getattr(args, "namespace", None) or os.environ.get("POD_NAMESPACE")
+    if not namespace:
+        try:
+            namespace = SA_NAMESPACE_FILE.read_text().strip()
+        except OSError:
+            raise StartupError(
+                "--manage-certs: pass --namespace (or set $POD_NAMESPACE): the webhook's namespace"
+            ) from None
+    duration = args.lease_duration
+    if not 1 <= duration <= 3600:
+        raise StartupError(f"--lease-duration: {duration:g} is not between 1 and 3600 seconds")
+    if not 0 <= args.ca_propagation <= 86400:
+        raise StartupError(f"--ca-propagation: {args.ca_propagation:g} is not between 0 and 86400")
+    hosts, ips = certsecret.split_sans(args.cert_san)
+    identity = os.environ.get("POD_NAME") or socket.gethostname()
+    return ManagedSettings(
+        namespace=namespace,
+        secret=args.cert_secret,
+        lease=args.lease,
+        identity=f"{identity}_{secrets.token_hex(4)}",
+        cert=certsecret.Identity(service=args.service, namespace=namespace, hosts=hosts, ips=ips),
+        mutating=args.mutating,
+        validating=args.validating,
+        lease_duration=duration,
+        schedule=rotation.Schedule(propagation=datetime.timedelta(seconds=args.ca_propagation)),
+        timeout=max(config.kube.timeout_seconds, 5.0),
+    )
 
 
 def _overrides(args: argparse.Namespace) -> Callable[[Config], Config]:
@@ -63,14 +118,26 @@ def _overrides(args: argparse.Namespace) -> Callable[[Config], Config]:
         "client_ca": getattr(args, "client_ca", None),
     }
     server = {k: v for k, v in server.items() if v is not None}
-    kubeconfig = getattr(args, "kubeconfig", None)
+    kube: dict[str, Any] = {}
+    if getattr(args, "kubeconfig", None) is not None:
+        kube["kubeconfig"] = args.kubeconfig
+    namespaces = [
+        ns.strip()
+        for arg in getattr(args, "function_namespace", None) or ()
+        for ns in arg.split(",")
+    ]
+    for ns in namespaces:
+        if not naming.is_dns1123_label(ns):
+            raise StartupError(f"--function-namespace: {ns!r} is not a namespace name")
+    if namespaces:
+        kube["function_namespaces"] = tuple(namespaces)
 
     def apply(config: Config) -> Config:
         changes: dict[str, Any] = {}
         if server:
             changes["server"] = dataclasses.replace(config.server, **server)
-        if kubeconfig is not None:
-            changes["kube"] = dataclasses.replace(config.kube, kubeconfig=kubeconfig)
+        if kube:
+            changes["kube"] = dataclasses.replace(config.kube, **kube)
         return dataclasses.replace(config, **changes) if changes else config
 
     return apply
@@ -108,6 +175,7 @@ def main(
             config_path=config_path,
             overrides=overrides,
             drain_seconds=_drain_seconds(),
+            managed=_managed(args, config),
         )
         return asyncio.run(
             serve(
@@ -123,7 +191,18 @@ def main(
         return 130
 
 
-def _prepare_certs(config: Config) -> ServingCerts:
+def _prepare_certs(config: Config, metrics: Metrics, *, managed: bool) -> ServingCerts:
+    client_ca = Path(config.server.client_ca) if config.server.client_ca else None
+    if managed:  # the pair arrives from the certificate Secret once the watch has it
+        try:
+            return ServingCerts(
+                None,
+                min_version=config.server.tls_min_version,
+                client_ca=client_ca,
+                metrics=metrics,
+            )
+        except CertLoadError as exc:
+            raise StartupError(str(exc)) from None
     cert_dir = Path(config.server.cert_dir)
     try:
         created = certs.ensure_serving_certs(cert_dir)
@@ -134,9 +213,13 @@ def _prepare_certs(config: Config) -> ServingCerts:
             f"pf-webhook: created a CA and serving certificate in {cert_dir}/; CA: {cert_dir / 'ca.crt'}",
             flush=True,
         )
-    client_ca = Path(config.server.client_ca) if config.server.client_ca else None
     try:
-        tls = ServingCerts(cert_dir, min_version=config.server.tls_min_version, client_ca=client_ca)
+        tls = ServingCerts(
+            cert_dir,
+            min_version=config.server.tls_min_version,
+            client_ca=client_ca,
+            metrics=metrics,
+        )
         summary = tls.load()
     except CertLoadError as exc:
         raise StartupError(str(exc)) from None
@@ -164,9 +247,12 @@ async def _finish_in_flight(runner: web.AppRunner, state: ServerState) -> None:
 
 
 async def serve(config: Config, options: ServeOptions, *, facts_factory: facts.FactsFactory) -> int:
-    tls = _prepare_certs(config)
+    metrics = Metrics()
+    tls = _prepare_certs(config, metrics, managed=options.managed is not None)
     limits = config.server.limits
     state = ServerState(
+        metrics=metrics,
+        managed=options.managed,
         config=config,
         config_path=options.config_path,
         overrides=options.overrides,
@@ -217,9 +303,17 @@ async def serve(config: Config, options: ServeOptions, *, facts_factory: facts.F
         https = _url("https", options.host, admission.addresses[0][1])
         http = _url("http", options.host, ops.addresses[0][1])
         ca = Path(config.server.cert_dir) / "ca.crt"
+        m = options.managed
+        where = (
+            f"Secret {m.namespace}/{m.secret} (ca-bundle.crt)"
+            if m is not None
+            else ca
+            if ca.is_file()
+            else "not in " + str(ca.parent)
+        )
         print(
             f"pf-webhook serving {https} (/mutate, /validate), health and metrics on {http}; "
-            f"CA: {ca if ca.is_file() else 'not in ' + str(ca.parent)}",
+            f"CA: {where}",
             flush=True,
         )
         log.info("serving", extra={"fields": {"https": https, "http": http}})

@@ -17,6 +17,7 @@ from aiohttp import web
 from webhook.config import Config, ConnectionLimits
 from webhook.facts import FactsFactory, FactsProvider, no_cluster
 from webhook.listener import Connections
+from webhook.managed_certs import Settings as ManagedSettings
 from webhook.metrics import Metrics
 from webhook.tls import ServingCerts
 
@@ -34,6 +35,7 @@ class ServerState:
     poll_interval: float = 1.0
     metrics: Metrics = field(default_factory=Metrics)
     provider: FactsProvider | None = None
+    managed: ManagedSettings | None = None  # --manage-certs
     shutting_down: bool = False
     in_flight: int = 0
     # the limits the listener started with (changing them needs a restart)
@@ -48,6 +50,8 @@ class ServerState:
             reasons.append("shutting down")
         if self.tls is not None and not self.tls.loaded:
             reasons.append("serving certificate not loaded")
+        elif self.tls is not None and self.tls.expiry() in ("expired", "not-yet-valid"):
+            reasons.append(f"serving certificate {self.tls.expiry()}")
         if self.provider is None:
             reasons.append("cluster client not started")
         elif not self.provider.ready():

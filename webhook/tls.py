@@ -7,6 +7,7 @@ built-in reload); a half-replaced pair is never loaded, so no request fails duri
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import os
 import ssl
@@ -15,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from webhook import certs
+from cryptography import x509
+
+from webhook import certs, rotation
 from webhook.metrics import Metrics
 
 log = logging.getLogger("webhook.server")
@@ -75,13 +78,17 @@ class ServingCerts:
 
     def __init__(
         self,
-        cert_dir: Path,
+        cert_dir: Path | None,
         *,
         min_version: Literal["1.2", "1.3"] = "1.2",
         client_ca: Path | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        self.cert = cert_dir / "tls.crt"
-        self.key = cert_dir / "tls.key"
+        """`cert_dir` holds tls.crt/tls.key; None when the pair comes from elsewhere (the
+        self-managed certificate Secret, through `load_pem`)."""
+        self.cert = cert_dir / "tls.crt" if cert_dir is not None else None
+        self.key = cert_dir / "tls.key" if cert_dir is not None else None
+        self.metrics = metrics
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = (
             ssl.TLSVersion.TLSv1_3 if min_version == "1.3" else ssl.TLSVersion.TLSv1_2
@@ -93,33 +100,72 @@ class ServingCerts:
             except (OSError, ssl.SSLError) as exc:
                 raise CertLoadError(f"--client-ca {client_ca}: {reason(exc)}") from None
         self.loaded = False
+        self.not_before: datetime.datetime | None = None
+        self.not_after: datetime.datetime | None = None
         self._stamp: Stamp = None
         self._failed: Stamp = None
 
     def load(self) -> str:
         """Load the pair if valid; return a one-line summary; raise CertLoadError otherwise."""
+        if self.cert is None or self.key is None:
+            raise CertLoadError("no certificate directory")
         # stamped before reading: a change while we read is seen at the next poll
         stamp = file_stamp(self.cert, self.key)
         try:
-            pem = self.cert.read_bytes().rstrip(b"\n") + b"\n" + self.key.read_bytes()
+            cert_pem, key_pem = self.cert.read_bytes(), self.key.read_bytes()
+        except OSError as exc:
+            raise CertLoadError(f"{self.cert}, {self.key}: {reason(exc)}") from None
+        summary = self.load_pem(cert_pem, key_pem, source=f"{self.cert}, {self.key}")
+        self._stamp = stamp
+        return summary
+
+    def load_pem(self, cert_pem: bytes, key_pem: bytes, *, source: str) -> str:
+        """Load a pair given as PEM into the live context (checked on a scratch context first);
+        return a one-line summary; raise CertLoadError naming `source` otherwise."""
+        pem = cert_pem.rstrip(b"\n") + b"\n" + key_pem
+        try:
+            leaf = x509.load_pem_x509_certificate(cert_pem)
             with _private_file(pem) as path:
                 ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(path)
                 self.context.load_cert_chain(path)
-        except (OSError, ssl.SSLError) as exc:
-            raise CertLoadError(f"{self.cert}, {self.key}: {reason(exc)}") from None
-        self._stamp, self.loaded = stamp, True
-        try:
-            return certs.load_pair_summary(self.cert)
-        except certs.CertError as exc:
-            return str(exc)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise CertLoadError(f"{source}: {reason(exc)}") from None
+        self.loaded = True
+        self.not_before, self.not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+        if self.metrics is not None:
+            self.metrics.cert_expiry.labels("serving").set(self.not_after.timestamp())
+        self.warn_if_expiring()
+        return certs.pair_summary(leaf)
+
+    def expiry(self, now: datetime.datetime | None = None) -> rotation.Expiry | None:
+        if self.not_before is None or self.not_after is None:
+            return None
+        return rotation.expiry(
+            self.not_before, self.not_after, now or datetime.datetime.now(datetime.UTC)
+        )
+
+    def warn_if_expiring(self) -> None:
+        state = self.expiry()
+        if state in ("expiring", "expired", "not-yet-valid"):
+            assert self.not_after is not None
+            log.warning(
+                "serving certificate expired"
+                if state == "expired"
+                else "serving certificate not yet valid"
+                if state == "not-yet-valid"
+                else "serving certificate expires within 30 days",
+                extra={"fields": {"not_after": self.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")}},
+            )
 
     def changed(self) -> bool:
+        if self.cert is None or self.key is None:
+            return False
         return file_stamp(self.cert, self.key) != self._stamp
 
     def reload(self, metrics: Metrics) -> bool:
         """Load the pair again if the files changed; on failure keep the old pair (logged once
         per state of the files, retried every poll)."""
-        if not self.changed():
+        if not self.changed() or self.cert is None or self.key is None:
             return False
         stamp = file_stamp(self.cert, self.key)
         try:

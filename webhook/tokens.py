@@ -8,7 +8,6 @@ duplicate mountPath. We keep one projected volume with two sources, mounted once
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,6 @@ GO_KEYS = {
     "--client_auth_params": "clientAuthenticationParameters",
     "--tls_trust_cert_path": "tlsTrustCertsFilePath",
 }
-SECRET_FLAGS = {"--client_auth_params"}  # may hold credentials: never echo their values
 
 
 @dataclass(frozen=True)
@@ -175,8 +173,7 @@ def project(pod: dict[str, Any], container: dict[str, Any], config: Config) -> l
             != wanted[0]["serviceAccountToken"]["expirationSeconds"]
         ):
             warnings.append(
-                f"volume {VOLUME}: token audience {old_token.get('audience')!r}, "
-                f"expiration {old_token.get('expirationSeconds')} set to the configured "
+                f"volume {VOLUME}: token audience and expiration replaced with the configured "
                 f"{config.token_audience!r}, {config.token_expiration_seconds}"
             )
         others = [
@@ -234,7 +231,10 @@ def set_auth_flags(container: dict[str, Any], config: Config) -> list[str]:
         return []
     script: str = cmd[-1]
     warnings: list[str] = []
-    conf = command.get_json_flag(script, "-instance-conf")
+    try:
+        conf = command.get_json_flag(script, "-instance-conf")
+    except command.CommandError as exc:
+        return [f"auth flags not set, the command is left unchanged: {exc}"]
     for flag, value in auth_flags(config).items():
         if conf is not None:
             current = conf.get(GO_KEYS[flag])
@@ -243,8 +243,8 @@ def set_auth_flags(container: dict[str, Any], config: Config) -> list[str]:
             current = command.get_flag(script, flag)
             script = command.set_flag(script, flag, value)
         if current not in (None, "", value):
-            shown = "(previous value not shown)" if flag in SECRET_FLAGS else str(current)
-            warnings.append(f"{flag}: replaced {shown} with {value}")
+            # a replaced value is never shown: it may be a credential, whatever the flag
+            warnings.append(f"{flag}: replaced the previous value with {value}")
     if conf is not None:
         new_script = command.set_json_flag(script, "-instance-conf", conf)
         if command.get_json_flag(new_script, "-instance-conf") != command.get_json_flag(
@@ -263,7 +263,8 @@ def set_auth_flags(container: dict[str, Any], config: Config) -> list[str]:
 def service_account_name(
     template: str, details: FunctionDetails, labels: Mapping[str, Any]
 ) -> str | None:
-    """The per-function ServiceAccount name from the template, as a valid DNS-1123 subdomain."""
+    """The per-function ServiceAccount name from the template (naming.service_account_name:
+    a DNS-1123 label with a hash suffix, so distinct functions never share one)."""
     values = {
         "tenant": details.tenant or labels.get("tenant"),
         "namespace": details.namespace or labels.get("namespace"),
@@ -271,13 +272,12 @@ def service_account_name(
     }
     if not template or any(v is None for v in values.values()):
         return None
-    raw = template.format(**{k: str(v) for k, v in values.items()})
-    name = (
-        re.sub(r"-+", "-", naming.to_valid_pod_name(raw).replace(".", "-"))
-        .strip("-")[:253]
-        .rstrip("-")
+    return naming.service_account_name(
+        template,
+        tenant=str(values["tenant"]),
+        namespace=str(values["namespace"]),
+        name=str(values["name"]),
     )
-    return name or None
 
 
 def set_identity(pod: dict[str, Any], *, account: str | None, automount: bool | None) -> list[str]:
@@ -285,7 +285,7 @@ def set_identity(pod: dict[str, Any], *, account: str | None, automount: bool | 
     if account is not None and pod.get("serviceAccountName") != account:
         current = pod.get("serviceAccountName")
         if current not in (None, "", "default"):
-            warnings.append(f"serviceAccountName: replaced {current} with {account}")
+            warnings.append(f"serviceAccountName: replaced the previous account with {account}")
         pod["serviceAccountName"] = account
         pod.pop("serviceAccount", None)  # the deprecated alias must not disagree
     if automount is not None and pod.get("automountServiceAccountToken") != automount:

@@ -55,6 +55,10 @@ def load_json(body: bytes) -> Any:
         raise BadJson("body is not UTF-8 JSON") from None
     except RecursionError:
         raise BadJson("body is not valid JSON: nested too deeply") from None
+    except BadJson:
+        raise
+    except ValueError:  # int(): a number over Python's 4,300-digit conversion limit
+        raise BadJson("body is not valid JSON: a number has too many digits") from None
 
 
 def internal_error_review(uid: str, exc: BaseException) -> review.AdmissionReview:

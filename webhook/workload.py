@@ -2,18 +2,21 @@
 are its FunctionDetails.
 
 The worker writes the whole FunctionDetails (proto3 JSON) into the container command; we read
-it back rather than trusting labels, and let two annotations supply or override the secrets
-map and customRuntimeOptions for workloads the worker did not make.
+it back rather than trusting labels. Two annotations supply the secrets map and
+customRuntimeOptions only for hand-written workloads that opt in (`pf-webhook/enabled`) and
+carry no function details: a function can write annotations (extraAnnotations), so for a
+worker-made function they would let it choose the options it is judged by.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from webhook import command
+from webhook import bounded, command
+from webhook.bounded import DEFAULT_LIMITS, Limits
 
 ENABLED_ANNOTATION = "pf-webhook/enabled"
 SECRETS_ANNOTATION = "pf-webhook/secrets"
@@ -56,6 +59,7 @@ class FunctionDetails:
     ram: int = 0
     has_resources: bool = False
     from_command: bool = False
+    ignored: tuple[str, ...] = ()  # our annotations present but not honoured
 
 
 @dataclass(frozen=True)
@@ -76,16 +80,21 @@ def object_annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
+def opts_in(obj: Mapping[str, Any]) -> bool:
+    """The object asks for the webhook with pf-webhook/enabled: "true" (annotation or label)."""
+    return (
+        object_annotations(obj).get(ENABLED_ANNOTATION) == "true"
+        or object_labels(obj).get(ENABLED_ANNOTATION) == "true"
+    )
+
+
 def is_function_workload(obj: object) -> bool:
     """A StatefulSet with the worker's labels, or one that opts in with pf-webhook/enabled."""
     if not isinstance(obj, Mapping) or obj.get("kind") != "StatefulSet":
         return False
     if obj.get("apiVersion") not in (None, "apps/v1"):
         return False
-    if (
-        object_annotations(obj).get(ENABLED_ANNOTATION) == "true"
-        or object_labels(obj).get(ENABLED_ANNOTATION) == "true"
-    ):
+    if opts_in(obj):
         return True
     found = object_labels(obj)
     return found.get("component") in COMPONENTS and all(
@@ -238,21 +247,34 @@ def instance_script(container: Mapping[str, Any]) -> str | None:
 
 
 def _runtime(value: object, path: str) -> Runtime:
-    if value in _RUNTIMES:
+    if (value is None or isinstance(value, str | int)) and value in _RUNTIMES:
         return _RUNTIMES[value]
-    raise WorkloadError(f"{path}: unknown runtime {value!r} (JAVA, PYTHON or GO)")
+    shown = repr(value)[:40] if isinstance(value, str | int) else type(value).__name__
+    raise WorkloadError(f"{path}: unknown runtime {shown} (JAVA, PYTHON or GO)")
+
+
+INT64_MAX = 2**63 - 1
 
 
 def _proto_number(value: object, path: str, kind: type) -> Any:
-    """proto3 JSON numbers: int64 arrive as strings, doubles as numbers (or strings)."""
+    """proto3 JSON numbers: int64 arrive as strings, doubles as numbers (or strings); only
+    finite values in range (int64 for ram), checked before any conversion."""
     if value is None:
         return kind(0)
-    if isinstance(value, bool):
-        raise WorkloadError(f"{path}: expected a number, got {value!r}")
+    what = "a whole number" if kind is int else "a finite number"
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise WorkloadError(f"{path}: expected {what}, got {type(value).__name__}")
+    if isinstance(value, str) and len(value) > 32:
+        raise WorkloadError(f"{path}: expected {what}, got a string of {len(value)} characters")
     try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise WorkloadError(f"{path}: expected a number, got {value!r}") from None
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise WorkloadError(f"{path}: expected {what}, got {str(value)[:32]!r}") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise WorkloadError(f"{path}: expected {what}, got {str(value)[:32]!r}")
+    if isinstance(number, int) and not -INT64_MAX - 1 <= number <= INT64_MAX:
+        raise WorkloadError(f"{path}: {str(value)[:32]!r} is outside int64")
+    return number
 
 
 def _json_string_field(details: Mapping[str, Any], key: str, path: str) -> str | None:
@@ -265,9 +287,10 @@ def _json_string_field(details: Mapping[str, Any], key: str, path: str) -> str |
 
 
 def read_details(
-    obj: Mapping[str, Any], container_index: int
+    obj: Mapping[str, Any], container_index: int, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[FunctionDetails, list[DetailsProblem]]:
-    """FunctionDetails from the command line and our annotations, plus what could not be read.
+    """FunctionDetails from the command line (or, for hand-written opt-in workloads without
+    any, from our annotations), plus what could not be read.
 
     A workload without `--function_details`/`-instance-conf` simply has empty details.
     """
@@ -276,13 +299,20 @@ def read_details(
     cmd_path = f"{CONTAINERS_PATH}[{container_index}].command[2]"
     fields: dict[str, Any] = {}
     script = instance_script(container)
+    in_command = False
     if script is not None:
         try:
-            fields = _details_from_script(script, cmd_path)
+            fields = _details_from_script(script, cmd_path, limits)
+            in_command = bool(fields)
         except (command.CommandError, WorkloadError) as exc:
             problems.append(DetailsProblem(cmd_path, str(exc)))
             fields = {}
+            in_command = True  # details are there, only unreadable: never fall back
     notes = object_annotations(obj)
+    present = [key for key in (SECRETS_ANNOTATION, OPTIONS_ANNOTATION) if key in notes]
+    if in_command or not opts_in(obj):
+        fields["ignored"] = tuple(present)
+        return FunctionDetails(**fields), problems
     for key, field_name, source in (
         (SECRETS_ANNOTATION, "secrets_map", "secrets_source"),
         (OPTIONS_ANNOTATION, "custom_runtime_options", "options_source"),
@@ -293,23 +323,34 @@ def read_details(
     return FunctionDetails(**fields), problems
 
 
-def _details_from_script(script: str, path: str) -> dict[str, Any]:
-    details = command.get_json_flag(script, "--function_details")
+def _json_flag(script: str, flag: str, path: str, limits: Limits) -> Any:
+    raw = command.get_flag(script, flag)
+    if raw is None:
+        return None
+    try:
+        value = bounded.loads(raw, limits)
+    except bounded.JsonLimitError as exc:
+        raise WorkloadError(f"{flag}: {exc}") from None
+    if not isinstance(value, dict):
+        raise WorkloadError(f"{flag} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _details_from_script(script: str, path: str, limits: Limits) -> dict[str, Any]:
+    details = _json_flag(script, "--function_details", path, limits)
     where = f"{path} --function_details"
     runtime: Runtime | None = None
     if details is None:
-        conf = command.get_json_flag(script, "-instance-conf")
+        conf = _json_flag(script, "-instance-conf", path, limits)
         if conf is None:
             return {}
         where = f"{path} -instance-conf functionDetails"
         raw = conf.get("functionDetails")
         if isinstance(raw, str):
             try:
-                details = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise WorkloadError(
-                    f"{where}: not valid JSON ({exc.msg} at character {exc.pos})"
-                ) from None
+                details = bounded.loads(raw, limits)
+            except bounded.JsonLimitError as exc:
+                raise WorkloadError(f"{where}: {exc}") from None
         elif isinstance(raw, Mapping):
             details = dict(raw)
         else:

@@ -70,3 +70,43 @@ def control_plane() -> Iterator[ControlPlane]:
         pytest.skip(f"{unavailable.reason}; run: make controlplane")
     with ControlPlane(bins) as cp:
         yield cp
+
+
+TOOLS_DIR = HERE.parent / "tools"
+
+
+def _tool(env: str, script: Path, what: str) -> Path:
+    """A test tool: from `$env`, else from its script (which builds or fetches it when missing).
+    Skipped locally without Go; a failure under CI=true."""
+    import subprocess
+
+    value = os.environ.get(env)
+    if not value:
+        proc = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            reason = f"{what} unavailable ({script} exit {proc.returncode}: {proc.stderr.strip()[-300:]})"
+            if _in_ci():
+                pytest.fail(f"CI=true but {reason}")
+            pytest.skip(reason)
+        value = lines[-1]
+    path = Path(value)
+    if not path.exists():
+        if _in_ci():
+            pytest.fail(f"CI=true but {what} is missing: {path}")
+        pytest.skip(f"{what} is missing: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """helm, built from its Go module by tests/tools/helm/build.sh (cached by version)."""
+    return _tool("PF_WEBHOOK_HELM", TOOLS_DIR / "helm" / "build.sh", "helm")
+
+
+@pytest.fixture(scope="session")
+def cert_manager_crds() -> Path:
+    """cert-manager's CRD files, from its Go module (tests/tools/cert-manager/crds.sh)."""
+    return _tool(
+        "PF_WEBHOOK_CERT_MANAGER_CRDS", TOOLS_DIR / "cert-manager" / "crds.sh", "cert-manager CRDs"
+    )

@@ -224,7 +224,7 @@ def webhook(
         for doc in webhook_configurations(hook.port, ca):
             result = cluster.create(doc)
             assert result.code == 0, f"the API server refused our {doc['kind']}: {result.err}"
-        probe_ns = cluster.namespace("e2e-probe", secrets=SECRETS)
+        probe_ns = cluster.namespace(f"e2e-probe-{hook.port}", secrets=SECRETS)  # once per module
 
         def mutated() -> bool:
             sts = worker.statefulset(name="probe", k8s_namespace=probe_ns)

@@ -102,6 +102,8 @@ def test_with_the_api_server_frozen_the_same_review_always_gets_the_same_decisio
             k8s_namespace=namespace,
             secrets={"DB_PASSWORD": {"path": "cached-creds", "key": "password"}},
         )
+        # its key names are read once (when a function first names it), then kept
+        assert validate(hook, review(namespace, cached, "uid-warm"))["allowed"] is True
         with frozen(control_plane):
             answers = [validate(hook, review(namespace, missing, f"uid-{i}")) for i in range(6)]
             from_cache = validate(hook, review(namespace, cached, "uid-cached"))

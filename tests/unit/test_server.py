@@ -32,7 +32,18 @@ from aiohttp.test_utils import TestClient
 from cryptography import x509
 
 from tests.worker import statefulset
-from webhook import certs, facts, handlers, logs, mutation, resources, server, server_state, tls
+from webhook import (
+    certs,
+    cli,
+    facts,
+    handlers,
+    logs,
+    mutation,
+    resources,
+    server,
+    server_state,
+    tls,
+)
 from webhook import metrics as metrics_module
 from webhook.config import Config, default_config, loads
 from webhook.policy import ClusterFacts
@@ -220,38 +231,96 @@ async def test_dry_run_gets_the_same_answer(client: Client) -> None:
 
 
 BAD_INPUT = [
-    pytest.param("POST", "/mutate", b'{"apiVersion": ', "application/json", 400, "not valid JSON", id="malformed-json"),
-    pytest.param("POST", "/validate", b"[1, 2]", "application/json", 400, "must be a JSON object", id="not-an-object"),
+    pytest.param(
+        "POST",
+        "/mutate",
+        b'{"apiVersion": ',
+        "application/json",
+        400,
+        "not valid JSON",
+        id="malformed-json",
+    ),
+    pytest.param(
+        "POST",
+        "/validate",
+        b"[1, 2]",
+        "application/json",
+        400,
+        "must be a JSON object",
+        id="not-an-object",
+    ),
     pytest.param("POST", "/mutate", b'{"a": NaN}', "application/json", 400, "NaN", id="nan"),
     pytest.param("POST", "/mutate", b"\xff\xfe\xfa", "application/json", 400, "not", id="not-utf8"),
-    pytest.param("POST", "/mutate", b"[" * 100_000, "application/json", 400, "JSON", id="deeply-nested"),
     pytest.param(
-        "POST", "/mutate",
-        json.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "x"}}).encode(),
-        "application/json", 400, "expected apiVersion admission.k8s.io/v1", id="wrong-api-version",
+        "POST", "/mutate", b"[" * 100_000, "application/json", 400, "JSON", id="deeply-nested"
     ),
     pytest.param(
-        "POST", "/validate",
+        "POST",
+        "/mutate",
+        json.dumps(
+            {
+                "apiVersion": "admission.k8s.io/v1beta1",
+                "kind": "AdmissionReview",
+                "request": {"uid": "x"},
+            }
+        ).encode(),
+        "application/json",
+        400,
+        "expected apiVersion admission.k8s.io/v1",
+        id="wrong-api-version",
+    ),
+    pytest.param(
+        "POST",
+        "/validate",
         json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "StatefulSet"}).encode(),
-        "application/json", 400, "kind AdmissionReview", id="wrong-kind",
+        "application/json",
+        400,
+        "kind AdmissionReview",
+        id="wrong-kind",
     ),
     pytest.param(
-        "POST", "/mutate",
+        "POST",
+        "/mutate",
         json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(),
-        "application/json", 400, "request is missing", id="missing-request",
+        "application/json",
+        400,
+        "request is missing",
+        id="missing-request",
     ),
     pytest.param(
-        "POST", "/mutate",
-        json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"operation": "CREATE", "object": {}}}).encode(),
-        "application/json", 400, "request.uid is missing", id="missing-uid",
+        "POST",
+        "/mutate",
+        json.dumps(
+            {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {"operation": "CREATE", "object": {}},
+            }
+        ).encode(),
+        "application/json",
+        400,
+        "request.uid is missing",
+        id="missing-uid",
     ),
     pytest.param("GET", "/mutate", b"", None, 405, "method GET is not allowed", id="wrong-method"),
     pytest.param("PUT", "/validate", b"{}", "application/json", 405, "use POST", id="put"),
-    pytest.param("POST", "/admit", b"{}", "application/json", 404, "no such path /admit", id="unknown-path"),
-    pytest.param("POST", "/mutate", b"{}", "text/plain", 415, "application/json", id="content-type"),
+    pytest.param(
+        "POST", "/admit", b"{}", "application/json", 404, "no such path /admit", id="unknown-path"
+    ),
+    pytest.param(
+        "POST", "/mutate", b"{}", "text/plain", 415, "application/json", id="content-type"
+    ),
     pytest.param("POST", "/mutate", b"{}", None, 415, "application/json", id="no-content-type"),
-    pytest.param("POST", "/mutate", b" " * (3 * 1024 * 1024 + 1), "application/json", 413, "limit", id="too-large"),
-]  # fmt: skip
+    pytest.param(
+        "POST",
+        "/mutate",
+        b" " * (3 * 1024 * 1024 + 1),
+        "application/json",
+        413,
+        "limit",
+        id="too-large",
+    ),
+]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "content_type", "status", "text"), BAD_INPUT)
@@ -329,7 +398,10 @@ async def test_a_failure_inside_the_review_is_a_500_review_naming_the_exception_
     }
     metrics = await (await ops.get("/metrics")).text()
     assert metric_value(metrics, "pf_webhook_errors_total", kind="internal") == 1
-    assert metric_value(metrics, "pf_webhook_decisions_total", endpoint="validate", decision="error") == 1  # fmt: skip
+    assert (
+        metric_value(metrics, "pf_webhook_decisions_total", endpoint="validate", decision="error")
+        == 1
+    )
     lines = [logs.JsonFormatter().format(r) for r in caplog.records]
     assert any('"internal error"' in line and "TypeError" in line for line in lines)
     assert not any(SECRET_VALUE in line or "Traceback" in line for line in lines)
@@ -412,8 +484,8 @@ async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
     port = peer.sockets[0].getsockname()[1]
     api = k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{port}"))
     provider = kube.ClusterFacts(api, timeout=0.2)
-    provider.secrets.synced.set()  # as after the first list; the watches are not started
-    provider.statefulsets.synced.set()
+    for reflector in (*provider.secret_meta.values(), provider.statefulsets):
+        reflector.synced.set()  # as after the first list; the watches are not started
     config = loads("webhook: {kube: {timeoutSeconds: 0.2}, secrets: {verify: warn}}")
     try:
         client = await aiohttp_client(handlers.create_app(state_with(provider, config=config)))
@@ -476,9 +548,19 @@ async def test_metrics_count_decisions_findings_and_errors(client: Client, ops: 
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain")
     text = await resp.text()
-    assert metric_value(text, "pf_webhook_decisions_total", endpoint="mutate", decision="patched") == 1  # fmt: skip
-    assert metric_value(text, "pf_webhook_decisions_total", endpoint="validate", decision="denied") == 1  # fmt: skip
-    assert metric_value(text, "pf_webhook_findings_total", rule="naming/statefulset-name", action="deny") == 1  # fmt: skip
+    assert (
+        metric_value(text, "pf_webhook_decisions_total", endpoint="mutate", decision="patched") == 1
+    )
+    assert (
+        metric_value(text, "pf_webhook_decisions_total", endpoint="validate", decision="denied")
+        == 1
+    )
+    assert (
+        metric_value(
+            text, "pf_webhook_findings_total", rule="naming/statefulset-name", action="deny"
+        )
+        == 1
+    )
     assert metric_value(text, "pf_webhook_errors_total", kind="bad_json") == 1
     assert metric_value(text, "pf_webhook_errors_total", kind="content_type") == 1
     assert metric_value(text, "pf_webhook_request_duration_seconds_count", endpoint="mutate") == 3
@@ -749,3 +831,43 @@ def test_a_busy_port_and_a_failing_cluster_client_exit_2(
 def test_without_a_cluster_there_are_no_cluster_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     assert facts.cluster_facts_factory(default_config()) is facts.no_cluster
+
+
+def test_manage_certs_and_function_namespace_flag_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    parser = cli.build_parser()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("{}")
+    cases = {
+        "needs a cluster": ["serve", "--manage-certs"],
+        "pass --namespace": ["serve", "--manage-certs", "--kubeconfig", str(kubeconfig)],
+        "--lease-duration": [
+            "serve",
+            "--manage-certs",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--namespace",
+            "pf",
+            "--lease-duration",
+            "0",
+        ],
+        "--ca-propagation": [
+            "serve",
+            "--manage-certs",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--namespace",
+            "pf",
+            "--ca-propagation",
+            "-1",
+        ],
+        "not a namespace name": ["serve", "--function-namespace", "a,Not_One"],
+    }
+    for expected, argv in cases.items():
+        args = parser.parse_args([*argv, "--cert-dir", str(tmp_path / "certs")])
+        assert server.main(args) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
