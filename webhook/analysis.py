@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook import customizer, secrets, workload
+from webhook import command, customizer, secrets, tokens, workload
 from webhook.bounded import DEFAULT_LIMITS, Limits
 from webhook.config import Config, RuntimeOptions
 from webhook.findings import Finding
@@ -28,6 +28,7 @@ class Analysis:
     options_doc: Mapping[str, Any] = field(default_factory=dict)
     options_findings: tuple[Finding, ...] = ()
     options_notes: tuple[str, ...] = ()
+    script: command.Script | None = None  # the instance's `sh -c` script, parsed once
 
     @property
     def container_path(self) -> str:
@@ -46,7 +47,14 @@ def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis
         index = workload.function_container_index(obj)
     except workload.WorkloadError as exc:
         raise Refusal(str(exc)) from None
-    details, problems = workload.read_details(obj, index, limits)
+    container = obj["spec"]["template"]["spec"]["containers"][index]
+    script: command.Script | None = None
+    script_problem: str | None = None
+    try:
+        script = workload.parse_script(container, max_length=limits.max_command_length)
+    except command.CommandError as exc:
+        script_problem = str(exc)
+    details, problems = workload.details_from(obj, index, script, script_problem, limits)
     refs, secret_findings = secrets.parse(
         details.secrets_map, details.secrets_source or "secretsMap", limits
     )
@@ -63,4 +71,32 @@ def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis
         options_doc=doc,
         options_findings=tuple(option_findings),
         options_notes=tuple(notes),
+        script=script,
     )
+
+
+@dataclass
+class CommandEdits:
+    """What the mutation does to the instance command line, worked out once for both webhooks:
+    the mutation renders `edit`, the validation denies what `edit.refused` lists."""
+
+    edit: command.Edit | None
+    provider_warnings: list[str] = field(default_factory=list)
+    auth_warnings: list[str] = field(default_factory=list)
+
+
+def command_edits(analysis: Analysis, config: Config) -> CommandEdits:
+    """Our flags on the instance command (secrets provider, token auth), not yet rendered."""
+    script = analysis.script
+    if script is None:
+        return CommandEdits(None)
+    edit = command.Edit(script, limits=config.limits)
+    result = CommandEdits(edit)
+    if config.secrets_enabled and analysis.secret_refs:
+        result.provider_warnings = secrets.set_provider(edit, analysis.details.runtime)
+    if config.tokens_enabled:
+        try:
+            result.auth_warnings = tokens.set_auth_flags(edit, config)
+        except command.CommandError as exc:
+            edit.refused.append(f"cannot set the token flags: {exc}")
+    return result

@@ -19,6 +19,7 @@ class Limits:
     max_json_depth: int = 64
     max_number_digits: int = 64
     max_secrets: int = 1000
+    max_command_length: int = 64 * 1024  # characters of the instance's `sh -c` script
 
 
 DEFAULT_LIMITS = Limits()

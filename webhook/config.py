@@ -34,7 +34,11 @@ class Rule:
 
 # The one rule registry: README's rule table lists the same ids in the same order.
 RULE_REGISTRY: tuple[Rule, ...] = (
-    Rule("function/details", "the function details parse, within the JSON limits"),
+    Rule("function/details", "the function details parse, within the JSON and command limits"),
+    Rule(
+        "command/uneditable",
+        "our flags can be shown to reach the instance's own argv in its sh -c command",
+    ),
     Rule("naming/label-key", "every label key is valid Kubernetes syntax"),
     Rule("naming/label-value", "every label value is valid Kubernetes syntax"),
     Rule("naming/statefulset-name", "a DNS-1123 label of at most 52 characters"),
@@ -527,6 +531,7 @@ _LIMIT_KEYS = {
     "maxJsonDepth": ("max_json_depth", 8),
     "maxNumberDigits": ("max_number_digits", 20),
     "maxSecrets": ("max_secrets", 1),
+    "maxCommandLength": ("max_command_length", 1024),
 }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook import customizer, labels, naming, secrets, tokens, workload
-from webhook.analysis import Analysis, Refusal, analyse
+from webhook.analysis import Analysis, Refusal, analyse, command_edits
 from webhook.config import Config
 
 
@@ -54,6 +54,7 @@ def _steps(
     pod = obj["spec"]["template"]["spec"]
     container = pod["containers"][analysis.container_index]
     details = analysis.details
+    edits = command_edits(analysis, config)  # the command line: edited once, rendered below
     for key in details.ignored:
         why = (
             "the function details in the command supply them"
@@ -63,15 +64,14 @@ def _steps(
         warnings.append(f"annotation {key} ignored: {why}")
 
     if config.secrets_enabled:
-        warnings.extend(
-            secrets.apply(container, list(analysis.secret_refs), runtime=details.runtime)
-        )
+        warnings.extend(secrets.apply(container, list(analysis.secret_refs)))
+        warnings.extend(edits.provider_warnings)
         warnings.extend(f"secrets: {f.path}: {f.message}" for f in analysis.secret_findings)
 
     tokens.repair_layout(pod)
     if config.tokens_enabled:
         warnings.extend(tokens.project(pod, container, config))
-        warnings.extend(tokens.set_auth_flags(container, config))
+        warnings.extend(edits.auth_warnings)
         account = tokens.service_account_name(
             config.service_account_template, details, workload.object_labels(obj)
         )
@@ -99,6 +99,11 @@ def _steps(
         warnings.append(
             "customRuntimeOptions are ignored: no runtimeCustomizerClassName (BasicKubernetesManifestCustomizer) is configured"
         )
+
+    if edits.edit is not None and edits.edit.refused:
+        warnings.extend(f"command left unchanged: {reason}" for reason in edits.edit.refused)
+    elif edits.edit is not None and edits.edit.changed:
+        container["command"][-1] = edits.edit.render()
 
     labels.convert(obj, config.label_style)
     return warnings

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from webhook import customizer, labels, naming, podspec, quantity, tokens, workload
-from webhook.analysis import Analysis, Refusal, analyse
+from webhook.analysis import Analysis, Refusal, analyse, command_edits
 from webhook.config import Action, Config, Resources
 from webhook.findings import Finding
 
@@ -122,6 +122,7 @@ def _findings(
     if config.secrets_enabled:
         found += analysis.secret_findings
     found += tokens.check(pod, config)
+    found += _command(analysis, config)
     if config.customizer_enabled:
         found += analysis.options_findings
         found += customizer.check(
@@ -179,6 +180,15 @@ def _names(obj: Mapping[str, Any], analysis: Analysis) -> list[Finding]:
             )
         )
     return found
+
+
+def _command(analysis: Analysis, config: Config) -> list[Finding]:
+    """Our flags must reach the instance: deny what the mutation could not edit safely."""
+    if analysis.details_findings:  # the mutation left the object alone: function/details
+        return []
+    edit = command_edits(analysis, config).edit
+    where = f"{analysis.container_path}.command[2]"
+    return [Finding("command/uneditable", where, r) for r in (edit.refused if edit else [])]
 
 
 # ---------------------------------------------------------------------------------------------

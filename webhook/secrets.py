@@ -89,8 +89,9 @@ def env_entry(ref: SecretRef) -> dict[str, Any]:
     return {"name": ref.env, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}}
 
 
-def apply(container: dict[str, Any], refs: list[SecretRef], *, runtime: Runtime) -> list[str]:
-    """Ensure one env entry per secret and the environment-based provider; returns warnings."""
+def apply(container: dict[str, Any], refs: list[SecretRef]) -> list[str]:
+    """Ensure one env entry per secret; returns warnings. (The environment-based provider on
+    the command line is `set_provider`'s.)"""
     if not refs:
         return []
     warnings: list[str] = []
@@ -118,24 +119,20 @@ def apply(container: dict[str, Any], refs: list[SecretRef], *, runtime: Runtime)
             env.append(wanted)
     if dropped:
         env[:] = [item for index, item in enumerate(env) if index not in dropped]
-    warnings.extend(_provider(container, runtime))
     return warnings
 
 
-def _provider(container: dict[str, Any], runtime: Runtime) -> list[str]:
-    script_list = container.get("command")
-    if not (isinstance(script_list, list) and len(script_list) >= 3 and script_list[-2] == "-c"):
-        return []
+def set_provider(script: command.Edit, runtime: Runtime) -> list[str]:
+    """The environment-based secrets provider on the instance command; returns warnings."""
     if runtime == "GO":
         return [
             "Go functions have no secrets provider (Pulsar TODO #8425): env vars are set, the instance will not read them via context.get_secret"
         ]
     provider = JAVA_PROVIDER if runtime == "JAVA" else PYTHON_PROVIDER
-    script = script_list[-1]
-    current = command.get_flag(script, PROVIDER_FLAG)
+    current = script.get(PROVIDER_FLAG)
     if current == provider:
         return []
-    script_list[-1] = command.set_flag(script, PROVIDER_FLAG, provider)
-    if current is None:
+    script.set(PROVIDER_FLAG, provider)
+    if current is None or script.refused:
         return []
     return [f"{PROVIDER_FLAG}: replaced the previous provider with {provider.rsplit('.', 1)[-1]}"]

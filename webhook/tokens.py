@@ -31,6 +31,12 @@ GO_KEYS = {
     "--client_auth_params": "clientAuthenticationParameters",
     "--tls_trust_cert_path": "tlsTrustCertsFilePath",
 }
+# the same settings on the `pulsar-admin ... functions download` the worker puts first
+DOWNLOAD_FLAGS = {
+    "--client_auth_plugin": "--auth-plugin",
+    "--client_auth_params": "--auth-params",
+    "--tls_trust_cert_path": "--tls-trust-cert-path",
+}
 
 
 @dataclass(frozen=True)
@@ -224,36 +230,31 @@ def auth_flags(config: Config) -> dict[str, str]:
     return flags
 
 
-def set_auth_flags(container: dict[str, Any], config: Config) -> list[str]:
-    """Point the instance at the projected token (and CA); returns warnings for replaced values."""
-    cmd = container.get("command")
-    if not (isinstance(cmd, list) and len(cmd) >= 3 and cmd[-2] == "-c"):
-        return []
-    script: str = cmd[-1]
+def set_auth_flags(script: command.Edit, config: Config) -> list[str]:
+    """Point the instance at the projected token (and CA); returns warnings for replaced values.
+
+    Raises CommandError if Go's `-instance-conf` is not a JSON object we can edit.
+    """
     warnings: list[str] = []
-    try:
-        conf = command.get_json_flag(script, "-instance-conf")
-    except command.CommandError as exc:
-        return [f"auth flags not set, the command is left unchanged: {exc}"]
+    conf = script.get_json("-instance-conf")
+    members: dict[str, str] = {}
     for flag, value in auth_flags(config).items():
         if conf is not None:
             current = conf.get(GO_KEYS[flag])
-            conf[GO_KEYS[flag]] = value
+            members[GO_KEYS[flag]] = value
         else:
-            current = command.get_flag(script, flag)
-            script = command.set_flag(script, flag, value)
+            current = script.get(flag)
+            script.set(flag, value)
         if current not in (None, "", value):
             # a replaced value is never shown: it may be a credential, whatever the flag
             warnings.append(f"{flag}: replaced the previous value with {value}")
     if conf is not None:
-        new_script = command.set_json_flag(script, "-instance-conf", conf)
-        if command.get_json_flag(new_script, "-instance-conf") != command.get_json_flag(
-            script, "-instance-conf"
-        ):
-            script = new_script
-    if script != cmd[-1]:
-        cmd[-1] = script
-    return warnings
+        script.set_json("-instance-conf", members)
+    # the download step gets the same credentials (the worker writes both from one auth
+    # config); only flags already there change
+    for flag, value in auth_flags(config).items():
+        script.set_download(DOWNLOAD_FLAGS[flag], value)
+    return [] if script.refused else warnings
 
 
 # ---------------------------------------------------------------------------------------------

@@ -286,6 +286,15 @@ def _json_string_field(details: Mapping[str, Any], key: str, path: str) -> str |
     return value
 
 
+def parse_script(
+    container: Mapping[str, Any], *, max_length: int = DEFAULT_LIMITS.max_command_length
+) -> command.Script | None:
+    """The container's `sh -c` script, parsed once (None if it has none); CommandError if it
+    cannot be read."""
+    script = instance_script(container)
+    return None if script is None else command.parse(script, max_length=max_length)
+
+
 def read_details(
     obj: Mapping[str, Any], container_index: int, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[FunctionDetails, list[DetailsProblem]]:
@@ -294,13 +303,30 @@ def read_details(
 
     A workload without `--function_details`/`-instance-conf` simply has empty details.
     """
-    problems: list[DetailsProblem] = []
     container = obj["spec"]["template"]["spec"]["containers"][container_index]
+    try:
+        script = parse_script(container, max_length=limits.max_command_length)
+    except command.CommandError as exc:
+        return details_from(obj, container_index, None, str(exc), limits)
+    return details_from(obj, container_index, script, None, limits)
+
+
+def details_from(
+    obj: Mapping[str, Any],
+    container_index: int,
+    script: command.Script | None,
+    script_problem: str | None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[FunctionDetails, list[DetailsProblem]]:
+    """FunctionDetails from an already parsed script (or the reason it could not be parsed)."""
+    problems: list[DetailsProblem] = []
     cmd_path = f"{CONTAINERS_PATH}[{container_index}].command[2]"
     fields: dict[str, Any] = {}
-    script = instance_script(container)
     in_command = False
-    if script is not None:
+    if script_problem is not None:
+        problems.append(DetailsProblem(cmd_path, script_problem))
+        in_command = True  # a command line we cannot read: never fall back to annotations
+    elif script is not None:
         try:
             fields = _details_from_script(script, cmd_path, limits)
             in_command = bool(fields)
@@ -323,8 +349,11 @@ def read_details(
     return FunctionDetails(**fields), problems
 
 
-def _json_flag(script: str, flag: str, path: str, limits: Limits) -> Any:
-    raw = command.get_flag(script, flag)
+def _json_flag(script: command.Script, flag: str, path: str, limits: Limits) -> Any:
+    count = sum(1 for word in script.argv() if word.text == flag)
+    if count > 1:
+        raise WorkloadError(f"{flag} appears {count} times on the instance's command")
+    raw = script.get(flag)
     if raw is None:
         return None
     try:
@@ -336,7 +365,7 @@ def _json_flag(script: str, flag: str, path: str, limits: Limits) -> Any:
     return value
 
 
-def _details_from_script(script: str, path: str, limits: Limits) -> dict[str, Any]:
+def _details_from_script(script: command.Script, path: str, limits: Limits) -> dict[str, Any]:
     details = _json_flag(script, "--function_details", path, limits)
     where = f"{path} --function_details"
     runtime: Runtime | None = None

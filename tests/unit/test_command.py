@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shlex
 import subprocess
 
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import worker
-from webhook import command
+from webhook import command, config, mutation, policy
 from webhook.command import CommandError
 
 JAVA_PROVIDER = "org.apache.pulsar.functions.secretsprovider.EnvironmentBasedSecretsProvider"
@@ -42,9 +43,14 @@ SCRIPTS = [
 # tokenize
 
 
+def _shell_words(script: str) -> list[str]:
+    """shlex's words without the `&&` between the worker's commands (shlex has no operators)."""
+    return [w for w in shlex.split(script) if w != "&&"]
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_tokenize_splits_worker_command_lines_as_a_posix_shell_does(script: str) -> None:
-    assert [t.text for t in command.tokenize(script)] == shlex.split(script)
+    assert [t.text for t in command.tokenize(script)] == _shell_words(script)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -55,7 +61,7 @@ def test_token_spans_cover_the_raw_words_of_the_script(script: str) -> None:
         assert shlex.split(raw) == [token.text]
     for before, after in itertools.pairwise(tokens):
         assert before.end < after.start
-        assert script[before.end : after.start].isspace()
+        assert script[before.end : after.start].strip() in ("", "&&")
 
 
 def test_the_function_details_token_keeps_its_single_quotes_in_the_span() -> None:
@@ -237,7 +243,7 @@ def test_json_with_one_single_quote_breaks_the_command_as_it_breaks_sh() -> None
 
 def test_json_with_two_single_quotes_is_split_by_the_shell_and_reported_as_invalid_json() -> None:
     script = _with_user_config(JAVA, '{"greeting":"it\'s Bob\'s"}')
-    assert [t.text for t in command.tokenize(script)] == shlex.split(script)
+    assert [t.text for t in command.tokenize(script)] == _shell_words(script)
     with pytest.raises(CommandError, match="--function_details is not valid JSON"):
         command.get_json_flag(script, "--function_details")
 
@@ -291,13 +297,25 @@ def test_setting_the_value_a_flag_already_has_changes_nothing() -> None:
     [
         pytest.param(PLAIN_JAVA, "--client_auth_plugin", "org.example.Auth", id="java"),
         pytest.param(PYTHON, "--state_storage_serviceurl", "bk://bookie:4181", id="python"),
-        pytest.param("exec x  \n", "--a", "b", id="trailing-whitespace-trimmed"),
     ],
 )
 def test_a_missing_flag_is_appended_at_the_end(script: str, flag: str, value: str) -> None:
     edited = command.set_flag(script, flag, value)
-    assert edited == f"{script.rstrip()} {flag} {value}"
+    assert edited == f"{script} {flag} {value}"
     assert command.get_flag(edited, flag) == value
+
+
+@pytest.mark.parametrize(
+    ("script", "edited"),
+    [
+        pytest.param("exec java  \n", "exec java --a b  \n", id="trailing-whitespace-kept"),
+        pytest.param("exec java x # note", "exec java x --a b # note", id="before-a-comment"),
+        pytest.param("exec java x 2>&1", "exec java x 2>&1 --a b", id="after-a-redirection"),
+        pytest.param("exec java x\n\n", "exec java x --a b\n\n", id="before-blank-lines"),
+    ],
+)
+def test_a_missing_flag_goes_right_after_the_instance_s_last_word(script: str, edited: str) -> None:
+    assert command.set_flag(script, "--a", "b") == edited
 
 
 def test_download_flags_are_never_edited() -> None:
@@ -329,7 +347,7 @@ def test_values_are_quoted_for_sh_only_when_needed(value: str, written: str) -> 
     assert printed.stdout == value
 
 
-@given(st.text().filter(lambda value: value != "exec"))
+@given(st.text().filter(lambda value: "\0" not in value))
 def test_any_value_set_is_read_back_unchanged(value: str) -> None:
     replaced = command.set_flag(PLAIN_JAVA, "--cluster_name", value)
     assert command.get_flag(replaced, "--cluster_name") == value
@@ -365,3 +383,367 @@ def test_set_json_flag_quotes_a_single_quote_so_the_json_survives() -> None:
     assert command.get_json_flag(edited, "-instance-conf") == conf
     shell = subprocess.run(["sh", "-n", "-c", edited], capture_output=True, text=True, check=False)
     assert shell.returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# words end where sh ends them (issue 12)
+
+NBSP = "\u00a0"
+
+
+@pytest.mark.parametrize(
+    ("script", "words"),
+    [
+        pytest.param("a;b", ["a", "b"], id="semicolon"),
+        pytest.param("a&&b||c", ["a", "b", "c"], id="and-or"),
+        pytest.param("a|b&c", ["a", "b", "c"], id="pipe-background"),
+        pytest.param("a;#x $(touch $PWN)\nb", ["a", "b"], id="comment-after-semicolon"),
+        pytest.param("a&#x\nb", ["a", "b"], id="comment-after-ampersand"),
+        pytest.param("a#x b", ["a#x", "b"], id="hash-inside-a-word"),
+        pytest.param("a #x b", ["a"], id="hash-at-a-word-start"),
+        pytest.param(f"a{NBSP}b c", [f"a{NBSP}b", "c"], id="nbsp-is-not-a-blank"),
+        pytest.param("a $(b c) d", ["a", "$(b c)", "d"], id="command-substitution"),
+        pytest.param('a "$(b ")")" d', ["a", '$(b ")")', "d"], id="quotes-inside-substitution"),
+        pytest.param("a $(b # )\n) d", ["a", "$(b # )\n)", "d"], id="comment-inside-substitution"),
+        pytest.param("a `b c` d", ["a", "`b c`", "d"], id="backquotes"),
+        pytest.param("a ${x:-b c} d", ["a", "${x:-b c}", "d"], id="braced-parameter"),
+        pytest.param("a $((1 + (2))) d", ["a", "$((1 + (2)))", "d"], id="arithmetic"),
+        pytest.param("a 2>&1 b >f c", ["a", "b", "c"], id="redirections-are-not-words"),
+        pytest.param("a $ b$", ["a", "$", "b$"], id="lone-dollars"),
+    ],
+)
+def test_words_end_where_sh_ends_them(script: str, words: list[str]) -> None:
+    assert [w.text for w in command.tokenize(script)] == words
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        pytest.param("cat <<EOF\nx\nEOF\nexec java", "here-document at character 4", id="heredoc"),
+        pytest.param("exec java \\\n--a b", "line continuation", id="line-continuation"),
+        pytest.param("exec java `a 'b'`", "quotes or backquotes inside a backquoted", id="bq"),
+        pytest.param("exec java ${a:-'b'}", "expansion holding quotes", id="braced-quotes"),
+        pytest.param("exec java $(a", "unterminated $(", id="open-substitution"),
+        pytest.param("exec java `a", "unterminated backquote", id="open-backquote"),
+        pytest.param("exec java a\0b", "NUL character at character 11", id="nul"),
+        pytest.param("exec java a\\", "a backslash at the very end", id="backslash-at-the-end"),
+        pytest.param("exec java " + "$(" * 40 + ")" * 40, "nested over 16 deep", id="deep"),
+    ],
+)
+def test_what_this_reader_cannot_follow_is_unreadable(script: str, message: str) -> None:
+    with pytest.raises(CommandError, match=re.escape(message)):
+        command.parse(script)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param("exec java $((" + "$abcdefgh" * 6000, id="arithmetic-without-end"),
+        pytest.param("exec java `" + "a\\" * 20000, id="backquote-without-end"),
+        pytest.param("exec java " + "a'b " * 15000 + "'", id="quotes-after-words"),
+        pytest.param("exec java " + "$(a " * 16 + "b " * 25000, id="substitutions-without-end"),
+        pytest.param("exec java " + '"$x' * 20001, id="double-quotes-without-end"),
+    ],
+)
+def test_hostile_scripts_are_read_in_one_pass_and_refused(script: str) -> None:
+    # an exponential or quadratic reader would not return from these (pytest-timeout fails it)
+    assert len(script) <= command.DEFAULT_MAX_LENGTH
+    with pytest.raises(CommandError):
+        command.parse(script)
+
+
+def test_the_command_line_length_is_bounded_before_any_parsing() -> None:
+    with pytest.raises(CommandError, match=r"1048576 characters, above the limit of 65536 \("):
+        command.parse("x" * 1024 * 1024)
+    assert command.parse("exec java " + "y" * 100, max_length=110).problem is None
+    with pytest.raises(CommandError, match=r"webhook\.limits\.maxCommandLength"):
+        command.parse("exec java " + "y" * 101, max_length=110)
+
+
+# ---------------------------------------------------------------------------------------------
+# edits we cannot prove are refused (the script stays untouched)
+
+UNEDITABLE = [
+    pytest.param(
+        PLAIN_JAVA.replace("--cluster_name standalone", "--cluster_name a&#x"),
+        "in a pipeline or in the background",
+        id="ampersand-comment",
+    ),
+    pytest.param(
+        PLAIN_JAVA.replace("--cluster_name standalone", "--cluster_name a|#x"),
+        "syntax error: the script ends after '|'",
+        id="pipe-comment",
+    ),
+    pytest.param(PLAIN_JAVA + "; echo done", "a command after the instance's exec", id="trailing"),
+    pytest.param(
+        PLAIN_JAVA + "\n--client_auth_plugin x", "a command named '--client_auth_plugin'", id="nl"
+    ),
+    pytest.param(PLAIN_JAVA + "\nexec java other", "a second exec", id="second-exec"),
+    pytest.param("eval 'exec java x' && " + PLAIN_JAVA, "`eval`", id="eval"),
+    pytest.param("alias exec=echo\n" + PLAIN_JAVA, "`alias`", id="alias"),
+    pytest.param("$CMD && " + PLAIN_JAVA, "a command name only known at run time", id="dynamic"),
+    pytest.param("if true; then " + PLAIN_JAVA + "; fi", "a compound command", id="if"),
+    pytest.param("(" + PLAIN_JAVA + ")", "subshell", id="subshell"),
+    pytest.param("echo a | exec java -cp x Main", "in a pipeline", id="pipeline"),
+    pytest.param(
+        PLAIN_JAVA.replace(" --cluster_name", NBSP + "--cluster_name"), "such as NBSP", id="nbsp"
+    ),
+    pytest.param("exec $JAVA -cp x Main", "only known at run time", id="program-expansion"),
+    pytest.param("exec sleep 100", "not a Pulsar instance", id="not-an-instance"),
+    pytest.param("echo hi", "no `exec <program>` command", id="no-exec"),
+    pytest.param("exec java --client_auth_plugin $(a b)", "holds a shell expansion", id="subst"),
+    pytest.param("exec java --client_auth_plugin `a`", "holds a shell expansion", id="backquote"),
+    pytest.param('exec java --client_auth_plugin "$X"', "holds a shell expansion", id="quoted-var"),
+    pytest.param("exec java --client_auth_plugin *", "holds a shell expansion", id="glob"),
+    pytest.param(
+        "exec java --client_auth_plugin a --client_auth_plugin b", "appears 2 times", id="twice"
+    ),
+    pytest.param("exec java --client_auth_plugin", "with no value", id="no-value"),
+    pytest.param(
+        "exec java --client_auth_plugin=a", "also given as '--client_auth_plugin'", id="equals"
+    ),
+    pytest.param(
+        "exec java --client_auth_plug a", "also given as '--client_auth_plug'", id="abbreviation"
+    ),
+]
+
+
+@pytest.mark.parametrize(("script", "reason"), UNEDITABLE)
+def test_an_edit_that_cannot_be_proven_is_refused_and_changes_nothing(
+    script: str, reason: str
+) -> None:
+    edit = command.Edit(command.parse(script))
+    edit.set("--client_auth_plugin", "org.example.Auth")
+    assert len(edit.refused) == 1
+    assert edit.refused[0].startswith("cannot set --client_auth_plugin: ")
+    assert reason in edit.refused[0]
+    assert edit.render() == script
+    with pytest.raises(command.Uneditable, match=re.escape(reason)):
+        command.set_flag(script, "--client_auth_plugin", "org.example.Auth")
+
+
+def test_a_refused_edit_still_lets_the_flags_be_read() -> None:
+    script = PLAIN_JAVA + "; echo done"
+    assert command.get_flag(script, "--cluster_name") == "standalone"
+    assert command.get_json_flag(script, "--function_details") is not None
+
+
+def test_no_edit_is_needed_when_the_value_is_already_ours_even_if_the_shape_is_refused() -> None:
+    script = JAVA + "; echo done"
+    edit = command.Edit(command.parse(script))
+    edit.set("--client_auth_params", "file:///etc/auth/token")
+    assert edit.refused == [] and not edit.changed
+
+
+def test_the_worker_s_own_shapes_are_editable() -> None:
+    for script in (JAVA, PYTHON, GO, PLAIN_JAVA, "exec 2>&1\n" + PLAIN_JAVA):
+        assert command.parse(script).problem is None
+
+
+def test_several_edits_are_rendered_once_in_one_pass() -> None:
+    edit = command.Edit(command.parse(JAVA))
+    edit.set("--client_auth_params", "a b")
+    edit.set("--new_flag", "v")
+    edit.set("--cluster_name", "other")
+    rendered = edit.render()
+    assert rendered.endswith(" --nar_extraction_directory /tmp/pulsar-nar --new_flag v")
+    assert "--client_auth_params 'a b' " in rendered
+    assert "--cluster_name other " in rendered
+    assert len(rendered) == len(JAVA) - len("file:///etc/auth/token") + len("'a b'") + len(
+        " --new_flag v"
+    ) - len("standalone") + len("other")
+
+
+def test_a_nul_in_a_value_is_refused() -> None:
+    edit = command.Edit(command.parse(PLAIN_JAVA))
+    edit.set("--x", "a\0b")
+    assert edit.refused == ["cannot set --x: the value holds a NUL character"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Go's -instance-conf: only our members change, every other byte stays
+
+
+def test_editing_the_instance_conf_keeps_numbers_as_written() -> None:
+    script = 'exec /pulsar/fn -instance-conf \'{"cpu":1E2,"ram":1.50,"n":-0.0}\''
+    edited = command.set_json_flag(script, "-instance-conf", {"tlsTrustCertsFilePath": "/c"})
+    assert edited == (
+        "exec /pulsar/fn -instance-conf "
+        '\'{"cpu":1E2,"ram":1.50,"n":-0.0,"tlsTrustCertsFilePath":"/c"}\''
+    )
+
+
+def test_a_number_json_cannot_hold_is_refused_never_written_as_infinity() -> None:
+    script = "exec /pulsar/fn -instance-conf '{\"cpu\":1e999}'"
+    with pytest.raises(CommandError, match="-instance-conf: number 1e999 is out of range"):
+        command.set_json_flag(script, "-instance-conf", {"a": "b"})
+
+
+def test_editing_the_instance_conf_replaces_every_copy_of_a_key_in_place() -> None:
+    script = 'exec /f -instance-conf \'{ "a" : "x" , "b":2, "a":"y" }\''
+    edited = command.set_json_flag(script, "-instance-conf", {"a": "ours"})
+    assert edited == 'exec /f -instance-conf \'{ "a" : "ours" , "b":2, "a":"ours" }\''
+    assert command.set_json_flag(edited, "-instance-conf", {"a": "ours"}) == edited
+
+
+def test_an_empty_instance_conf_gets_our_members() -> None:
+    edited = command.set_json_flag("exec /f -instance-conf '{ }'", "-instance-conf", {"a": "b"})
+    assert edited == 'exec /f -instance-conf \'{ "a":"b"}\''
+
+
+def test_deep_json_is_a_command_error_not_a_recursion_error() -> None:
+    script = "exec java --function_details '" + "[" * 20_000 + "]" * 20_000 + "'"
+    with pytest.raises(CommandError, match="nested deeper than 64 levels"):
+        command.get_json_flag(script, "--function_details")
+
+
+def test_a_comment_after_a_semicolon_ends_the_instance_and_the_edit_stops_there() -> None:
+    script = PLAIN_JAVA.replace("--cluster_name standalone", "--cluster_name a;#x $(touch $PWN)")
+    edited = command.set_flag(script, "--cluster_name", "b")
+    assert edited.endswith(
+        " --cluster_name b;#x $(touch $PWN) --pending_async_requests 1000 --nar_extraction_directory /tmp/pulsar-nar"
+    )
+    appended = command.set_flag(script, "--client_auth_plugin", "p")
+    assert appended.endswith(
+        " --cluster_name a --client_auth_plugin p;#x $(touch $PWN) --pending_async_requests 1000 --nar_extraction_directory /tmp/pulsar-nar"
+    )
+
+
+def test_a_json_flag_given_twice_is_unreadable() -> None:
+    with pytest.raises(CommandError, match="appears 2 times"):
+        command.get_json_flag(
+            "exec java --function_details '{}' --function_details '{}'", "--function_details"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# the webhook: the mutation leaves an uneditable script alone, the validation denies it
+
+TOKENS_ON = {
+    "functionAuthProviderClassName": config.SA_TOKEN_AUTH_PROVIDER,
+    "secretsProviderConfiguratorClassName": config.KUBERNETES_SECRETS_CONFIGURATOR,
+}
+
+
+def _workload(script: str) -> dict[str, object]:
+    sts = worker.statefulset(auth="sa-token", secrets=SECRETS)
+    sts["spec"]["template"]["spec"]["containers"][0]["command"][2] = script
+    return sts
+
+
+def test_an_uneditable_command_is_left_alone_by_the_mutation_and_denied_by_the_validation() -> None:
+    cfg = config.from_mapping(TOKENS_ON)
+    script = _script("JAVA", secrets=SECRETS) + "; echo after"
+    result = mutation.mutate(_workload(script), cfg)
+    container = result.obj["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][2] == script
+    assert container["volumeMounts"][0]["mountPath"] == "/etc/auth"  # the rest is still done
+    reason = "a command after the instance's exec (at character"
+    left = [w for w in result.warnings if w.startswith("command left unchanged: cannot set ")]
+    assert [w.split(": ", 2)[1] for w in left] == [
+        "cannot set --client_auth_plugin",
+        "cannot set --client_auth_params",
+    ]
+    assert all(reason in w for w in left)
+    verdict = policy.validate(result.obj, cfg)
+    denied = [d for d in verdict.decisions if d.rule == "command/uneditable"]
+    assert [d.action for d in denied] == ["deny", "deny"]
+    assert {d.path for d in denied} == {"spec.template.spec.containers[0].command[2]"}
+    assert not verdict.allowed
+
+
+def test_the_rule_can_be_set_to_warn() -> None:
+    cfg = config.from_mapping(
+        {**TOKENS_ON, "webhook": {"policy": {"rules": {"command/uneditable": "warn"}}}}
+    )
+    script = _script("JAVA") + "; echo after"
+    verdict = policy.validate(mutation.mutate(_workload(script), cfg).obj, cfg)
+    assert verdict.allowed
+    assert {d.action for d in verdict.decisions if d.rule == "command/uneditable"} == {"warn"}
+
+
+def test_an_editable_command_passes_both_webhooks() -> None:
+    cfg = config.from_mapping(TOKENS_ON)
+    result = mutation.mutate(_workload(PLAIN_JAVA), cfg)
+    script = result.obj["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert command.get_flag(script, "--client_auth_params") == "file:///etc/auth/token"
+    assert not [
+        d for d in policy.validate(result.obj, cfg).decisions if d.rule.startswith("command")
+    ]
+
+
+def test_a_command_line_over_the_limit_is_denied_naming_the_limit() -> None:
+    cfg = config.from_mapping({"webhook": {"limits": {"maxCommandLength": 2048}}})
+    assert cfg.limits.max_command_length == 2048
+    obj = _workload(PLAIN_JAVA + " --padding " + "x" * 2048)
+    result = mutation.mutate(obj, cfg)
+    assert result.obj == obj
+    assert "above the limit of 2048 (webhook.limits.maxCommandLength)" in result.warnings[0]
+    verdict = policy.validate(obj, cfg)
+    assert not verdict.allowed
+    assert (
+        "above the limit of 2048 (webhook.limits.maxCommandLength)" in verdict.decisions[0].message
+    )
+
+
+def test_a_megabyte_script_is_refused_by_the_default_limit() -> None:
+    obj = _workload("exec java " + "a " * 512 * 1024)
+    verdict = policy.validate(obj, config.default_config())
+    assert [d.rule for d in verdict.decisions][:1] == ["function/details"]
+    assert "above the limit of 65536" in verdict.decisions[0].message
+
+
+@pytest.mark.parametrize("value", [0, 1023, 1_000_001, "big", True])
+def test_the_limit_must_be_sensible(value: object) -> None:
+    with pytest.raises(config.ConfigError, match=r"webhook\.limits\.maxCommandLength"):
+        config.from_mapping({"webhook": {"limits": {"maxCommandLength": value}}})
+
+
+# ---------------------------------------------------------------------------------------------
+# the download step (`pulsar-admin ... functions download`) gets the same credentials
+
+DOWNLOAD = (
+    "/pulsar/bin/pulsar-admin --admin-url http://b:8080 --auth-plugin P --auth-params {params} "
+    "functions download --tenant t --namespace n --name f --destination-file /pulsar/f.jar"
+    " && exec java -cp x Main --client_auth_plugin P --client_auth_params a"
+)
+
+
+def test_the_download_step_s_flags_change_only_where_present() -> None:
+    edit = command.Edit(command.parse(DOWNLOAD.format(params="a")))
+    edit.set_download("--auth-params", "file:///etc/auth/token")
+    edit.set_download("--tls-trust-cert-path", "/etc/auth/ca.crt")  # absent: not added
+    edit.set("--client_auth_params", "file:///etc/auth/token")
+    assert edit.refused == []
+    assert edit.render() == DOWNLOAD.format(params="file:///etc/auth/token").replace(
+        "--client_auth_params a", "--client_auth_params file:///etc/auth/token"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        pytest.param("$(canary a b)", "holds a shell expansion", id="substitution"),
+        pytest.param("a --auth-params b", "appears 2 times", id="twice"),
+    ],
+)
+def test_a_download_flag_we_cannot_prove_is_refused(params: str, reason: str) -> None:
+    script = DOWNLOAD.format(params=params)
+    edit = command.Edit(command.parse(script))
+    edit.set_download("--auth-params", "file:///etc/auth/token")
+    assert len(edit.refused) == 1 and reason in edit.refused[0]
+    assert edit.refused[0].startswith("cannot set --auth-params (download): ")
+    assert edit.render() == script
+
+
+def test_the_instance_itself_is_never_taken_for_the_download() -> None:
+    script = "exec java -cp x Main --auth-params a"
+    edit = command.Edit(command.parse(script))
+    edit.set_download("--auth-params", "b")
+    assert not edit.changed and edit.render() == script
+
+
+def test_digits_written_right_before_a_redirection_stay_an_argument() -> None:
+    edited = command.set_flag("exec java --port abc>/dev/null", "--port", "2")
+    assert edited == "exec java --port '2'>/dev/null"
+    assert command.get_flag(edited, "--port") == "2"

@@ -201,7 +201,9 @@ def test_a_24000_entry_secrets_map_is_handled_when_the_limit_allows_it() -> None
     sts = worker.statefulset(secrets=entries)
     container = sts["spec"]["template"]["spec"]["containers"][0]
     container["env"] = [{"name": f"ENV_{i}", "value": "LEAK-1"} for i in range(0, 24_000, 2)]
-    cfg = dataclasses.replace(config.default_config(), limits=bounded.Limits(max_secrets=24_000))
+    # the map sits in --function_details: a 1 MB command line, so both limits are raised
+    limits = bounded.Limits(max_secrets=24_000, max_command_length=4_000_000)
+    cfg = dataclasses.replace(config.default_config(), limits=limits)
     answer, _ = review.respond(review.parse(review_of(sts)), cfg, mode="mutate")
     response = answer["response"]
     ops = json.loads(base64.b64decode(response["patch"]))
