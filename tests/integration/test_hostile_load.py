@@ -10,6 +10,7 @@ same scenario at a size the suite can afford. Waits poll with a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import io
 import json
@@ -101,6 +102,9 @@ async def raw_exchange(
         pass
     finally:
         writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+            async with asyncio.timeout(5):
+                await writer.wait_closed()
     return received, time.monotonic() - started
 
 
