@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint unit e2e controlplane helm bench clean
+.PHONY: run test lint unit e2e controlplane helm bench soak bench-json need-wrk clean pulsar-fixtures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,27 @@ test: lint $(STAMP) controlplane helm
 	PF_WEBHOOK_CONTROLPLANE="$$(tests/controlplane/build.sh)" PF_WEBHOOK_HELM="$$(tests/tools/helm/build.sh)" \
 	  $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_core.py
-	$(BIN)/python benchmarks/bench_serve.py
+# Regenerate tests/pulsar-fixtures/*.json from Pulsar's own worker classes (needs a JDK and Maven)
+pulsar-fixtures: $(STAMP)
+	$(BIN)/python -m tests.pulsar_cases
+
+# Benchmarks (nothing asserted; see README "Benchmarks"). Load comes from wrk (Debian's package).
+WRK_MISSING := wrk is not installed; on Debian/Ubuntu: sudo apt-get install -y wrk
+
+need-wrk:
+	@command -v wrk >/dev/null || { echo "$(WRK_MISSING)" >&2; exit 1; }
+
+bench: need-wrk $(STAMP) controlplane
+	PF_WEBHOOK_CONTROLPLANE="$$(tests/controlplane/build.sh)" $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+SOAK_SECONDS ?= 180
+soak: need-wrk $(STAMP)
+	$(BIN)/python benchmarks/bench_serve.py --soak $(SOAK_SECONDS)
+
+# orjson and uvloop, measured on their own (installed into .venv for this only)
+bench-json: $(STAMP)
+	$(BIN)/pip install --quiet 'orjson>=3.10' 'uvloop>=0.21'
+	$(BIN)/python benchmarks/bench_json_loop.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,12 @@
-"""Shared pytest options."""
+"""Shared pytest options and the Pulsar harness fixture."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+from tests import pulsar_harness
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -12,3 +16,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite the expect: blocks of tests/golden/*.yaml from the current behaviour",
     )
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+@pytest.fixture(scope="session")
+def pulsar_harness_command() -> list[str]:
+    """The command that runs Pulsar's own worker classes (tests/pulsar-runtime), built once per
+    session. Without a JDK or Maven: skipped on a developer machine, a failure under CI=true."""
+    try:
+        return pulsar_harness.build()
+    except pulsar_harness.HarnessUnavailable as exc:
+        unavailable = exc
+    # Outside the except block, so the report is not cluttered with exception chaining.
+    if in_ci():
+        pytest.fail(f"CI=true but Pulsar's runtime harness is unavailable: {unavailable}")
+    pytest.skip(f"{unavailable}; install a JDK 17+ and Maven to run Pulsar's own classes")

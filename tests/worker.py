@@ -107,10 +107,17 @@ def _script(details: dict[str, Any], runtime: Runtime, auth: Auth, ca: bool, sec
         return head + (
             "exec java -cp /pulsar/instances/java-instance.jar:/pulsar/instances/deps/* "
             "-Dpulsar.functions.extra.dependencies.dir=/pulsar/instances/deps "
-            "-Dpulsar.functions.instance.classpath=/pulsar/lib/* -Dpulsar.log.level=info "
+            "-Dpulsar.functions.instance.classpath=/pulsar/lib/* "
             "-Dlog4j.configurationFile=kubernetes_instance_log4j2.xml "
             f"-Dpulsar.function.log.dir=logs/functions/{tenant}/{namespace}/{name} "
-            f"-Dpulsar.function.log.file={name}-$SHARD_ID{xmx} "
+            f"-Dpulsar.function.log.file={name}-$SHARD_ID "
+            # as Pulsar 4.0.7 writes them (tests/pulsar-fixtures); no -Dpulsar.log.level
+            "-Dio.netty.tryReflectionSetAccessible=true "
+            "-Dorg.apache.pulsar.shade.io.netty.tryReflectionSetAccessible=true "
+            "-Dio.grpc.netty.shaded.io.netty.tryReflectionSetAccessible=true "
+            "--add-opens java.base/java.nio=ALL-UNNAMED "
+            "--add-opens java.base/jdk.internal.misc=ALL-UNNAMED "
+            f"--add-opens java.base/java.util.zip=ALL-UNNAMED{xmx} "
             "org.apache.pulsar.functions.instance.JavaInstanceMain --jar /pulsar/api-examples.jar"
             f"{tail} --pending_async_requests 1000 --nar_extraction_directory /tmp/pulsar-nar"
         )
@@ -119,8 +126,8 @@ def _script(details: dict[str, Any], runtime: Runtime, auth: Auth, ca: bool, sec
             "PYTHONPATH=${PYTHONPATH}:/pulsar/instances/deps exec python3 "
             "/pulsar/instances/python-instance/python_instance_main.py --py /pulsar/fn.py "
             f"--logging_directory logs/functions --logging_file {name} "
-            "--logging_config_file /pulsar/conf/functions-logging/console_logging_config.ini "
-            f"--logging_level info{tail}"
+            "--logging_config_file /pulsar/conf/functions-logging/console_logging_config.ini"
+            f"{tail}"
         )
     conf = {
         "funcID": "3c6a4b1e",

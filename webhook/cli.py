@@ -127,12 +127,22 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     _within_limits(docs, config)
     results, refused = [], False
     for doc in docs:
-        result = mutation.mutate(doc, config)
         label = _label(doc)
+        if isinstance(doc, dict) and not doc.get("kind"):
+            # e.g. a body captured from the worker's Java client, which sends none (the API
+            # server fills apiVersion/kind in before admission): not passed through silently
+            print(
+                f"error: {label}: no kind (and apiVersion); add kind: StatefulSet or Service",
+                file=sys.stderr,
+            )
+            refused = True
+            results.append((doc, doc))
+            continue
+        result = mutation.mutate(doc, config)
         for warning in result.warnings:
             print(f"warning: {label}: {warning}", file=sys.stderr)
-        if result.refusal:
-            print(f"error: {label}: {result.refusal}", file=sys.stderr)
+        if result.refusal or result.denial:
+            print(f"error: {label}: {result.refusal or result.denial}", file=sys.stderr)
             refused = True
         results.append((doc, result.obj))
     if args.output == "patch":

@@ -17,6 +17,7 @@ import yaml
 
 from webhook import quantity
 from webhook.bounded import Limits
+from webhook.gson import JsonNumber
 
 Action = Literal["deny", "warn", "audit", "off"]
 ACTIONS: tuple[Action, ...] = ("deny", "warn", "audit", "off")
@@ -263,6 +264,7 @@ def default_config() -> Config:
 
 
 WORKER_KEYS = (
+    "authenticationEnabled",
     "functionRuntimeFactoryClassName",
     "functionRuntimeFactoryConfigs",
     "kubernetesContainerFactory",
@@ -313,6 +315,25 @@ def _bool(value: object, path: str) -> bool:
     return value
 
 
+_JACKSON_BOOLEANS = {
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+}
+
+
+def _worker_bool(value: object, path: str) -> bool:
+    """A boolean worker key as Jackson reads it: true/false, or the strings "true"/"false"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in _JACKSON_BOOLEANS:
+        return _JACKSON_BOOLEANS[value]
+    raise ConfigError(f"{path}: expected true or false, got {value!r} (the worker refuses it)")
+
+
 def _int(value: object, path: str) -> int:
     """An integer given as a number or a numeric string (Pulsar's docs quote numbers)."""
     if isinstance(value, bool):
@@ -322,6 +343,16 @@ def _int(value: object, path: str) -> int:
     if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,30}", value.strip()):
         return int(value.strip())
     raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+
+
+def _long(value: object, path: str) -> int:
+    """A long field: Gson reads 30.0 as 30 (a whole-valued JSON number), YAML gives an int."""
+    if isinstance(value, JsonNumber):
+        number = value.value
+        if not math.isfinite(number) or number != int(number):
+            raise ConfigError(f"{path}: expected a whole number, got {value.text}")
+        return int(number)
+    return _int(value, path)
 
 
 def _number(value: object, path: str) -> float:
@@ -340,7 +371,11 @@ def _str_map(value: object, path: str) -> dict[str, str]:
     """A map of strings; numbers and booleans are coerced to strings, as Gson/Jackson do."""
     result: dict[str, str] = {}
     for key, item in _map(value, path).items():
-        if isinstance(item, bool):
+        if item is None:
+            continue  # `~`/null: accepted by the worker, which then sets no such label
+        if isinstance(item, JsonNumber):
+            item = item.text  # Gson hands a JSON number to a String field as written
+        elif isinstance(item, bool):
             item = "true" if item else "false"
         elif isinstance(item, int | float):
             item = str(item)
@@ -391,32 +426,60 @@ def parse_tolerations(value: object, path: str) -> tuple[Mapping[str, Any], ...]
             if item.get(key) is None:
                 continue
             if key == "tolerationSeconds":
-                toleration[key] = _int(item[key], f"{where}.{key}")
+                toleration[key] = _long(item[key], f"{where}.{key}")
             else:
                 toleration[key] = _str(item[key], f"{where}.{key}")
         result.append(toleration)
     return tuple(result)
 
 
-def parse_resource_requirements(value: object, path: str) -> dict[str, dict[str, str]]:
+CUSTOMIZER_RESOURCES = ("cpu", "memory")
+
+
+def parse_resource_requirements(
+    value: object, path: str, *, refuse_numbers: bool = False, notes: list[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """limits/requests, cpu and memory only: Pulsar's Basic customizer drops every other key
+    (nvidia.com/gpu, ephemeral-storage); we follow it and say so in a note."""
     result: dict[str, dict[str, str]] = {}
     for part, items in _map(value, path).items():
         if part not in ("limits", "requests"):
             continue  # V1ResourceRequirements' `claims` and unknown keys are not ours to set
         parsed: dict[str, str] = {}
         for name, amount in _map(items, f"{path}.{part}").items():
+            where = f"{path}.{part}.{name}"
+            if refuse_numbers and isinstance(amount, int | float) and not isinstance(amount, bool):
+                raise ConfigError(
+                    f"{where}: {amount!r} is a YAML number, which the worker refuses at start-up "
+                    "(Cannot construct instance of `io.kubernetes.client.custom.Quantity` from "
+                    f'Number value); quote it: "{amount}"'
+                )
+            if isinstance(amount, JsonNumber):
+                amount = amount.text
             try:
                 quantity.parse(amount)
             except quantity.QuantityError as exc:
-                raise ConfigError(f"{path}.{part}.{name}: {exc}") from None
+                raise ConfigError(f"{where}: {exc}") from None
+            if name not in CUSTOMIZER_RESOURCES:
+                if notes is not None:
+                    notes.append(
+                        f"{where} is dropped: the worker's customizer applies only cpu and memory"
+                    )
+                continue
             parsed[str(name)] = quantity.normalise(amount)
         if parsed:
             result[part] = parsed
     return result
 
 
-def parse_runtime_options(value: Mapping[str, Any], path: str) -> tuple[RuntimeOptions, list[str]]:
-    """Parse customizer options; returns the options and notes (misspelled or unknown keys)."""
+def parse_runtime_options(
+    value: Mapping[str, Any], path: str, *, refuse_numbers: bool = False
+) -> tuple[RuntimeOptions, list[str]]:
+    """Parse customizer options; returns the options and notes (misspelled or unknown keys).
+
+    `refuse_numbers`: resource quantities written as YAML numbers are an error, as for the
+    worker reading runtimeCustomizerConfig with Jackson.
+    """
     notes: list[str] = []
     labels = _str_map(value.get("extraLabels"), f"{path}.extraLabels")
     if "extractLabels" in value:
@@ -444,7 +507,10 @@ def parse_runtime_options(value: Mapping[str, Any], path: str) -> tuple[RuntimeO
         ),
         tolerations=parse_tolerations(value.get("tolerations"), f"{path}.tolerations"),
         resource_requirements=parse_resource_requirements(
-            value.get("resourceRequirements"), f"{path}.resourceRequirements"
+            value.get("resourceRequirements"),
+            f"{path}.resourceRequirements",
+            refuse_numbers=refuse_numbers,
+            notes=notes,
         ),
     )
     return options, notes
@@ -481,29 +547,88 @@ def _class_flag(
     raise ConfigError(f"{key}: unsupported class {value!r} (supported: {supported})")
 
 
-def _factory(doc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The runtime factory block: legacy kubernetesContainerFactory, overridden key by key by
-    functionRuntimeFactoryConfigs (the newer key); also where each key came from."""
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for block in ("kubernetesContainerFactory", "functionRuntimeFactoryConfigs"):
-        for key, value in _map(doc.get(block), block).items():
-            merged[key] = value
-            origin[key] = f"{block}.{key}"
-    return merged, origin
+def _factory(doc: Mapping[str, Any], notes: list[str]) -> tuple[dict[str, Any], str]:
+    """The runtime factory block the worker reads, and its name.
+
+    With functionRuntimeFactoryClassName set, the worker reads functionRuntimeFactoryConfigs
+    only and ignores the legacy kubernetesContainerFactory block; without it, the legacy block
+    is used wholesale (nothing is merged key by key).
+    """
+    legacy = "kubernetesContainerFactory"
+    current = "functionRuntimeFactoryConfigs"
+    if doc.get("functionRuntimeFactoryClassName"):
+        if doc.get(legacy) is not None:
+            notes.append(
+                f"{legacy} is ignored, as by the worker: functionRuntimeFactoryClassName is set"
+            )
+        if doc.get(current) is None:
+            notes.append(
+                f"{current} is missing: the worker fails to start without it (a null factory config)"
+            )
+        return dict(_map(doc.get(current), current)), current
+    if doc.get(legacy) is not None:
+        if doc.get(current) is not None:
+            notes.append(
+                f"{current} is ignored, as by the worker: without functionRuntimeFactoryClassName "
+                f"it uses {legacy}"
+            )
+        return dict(_map(doc.get(legacy), legacy)), legacy
+    return dict(_map(doc.get(current), current)), current
 
 
-def _auth_provider_config(section: Mapping[str, Any], path: str) -> dict[str, Any]:
+_JAVA_INT = range(-(2**31), 2**31)
+_JAVA_LONG = re.compile(r"[+-]?[0-9]+")
+
+
+def _token_expiration(value: object, path: str) -> int:
+    """serviceAccountTokenExpirationSeconds as KubernetesServiceAccountTokenAuthProvider reads it:
+    a long or a string Long.parseLong accepts; an int (an unquoted YAML number) is refused."""
+    refused = ConfigError(
+        f"{path}: Invalid value for serviceAccountTokenExpirationSeconds. Expected a long. "
+        f'(the worker refuses {value!r} at start-up; write it quoted, e.g. "3600")'
+    )
+    if isinstance(value, bool):
+        raise refused
+    if isinstance(value, int):
+        if value in _JAVA_INT:  # Jackson makes an Integer of it
+            raise refused
+        return value
+    if isinstance(value, str) and _JAVA_LONG.fullmatch(value):
+        return int(value)
+    raise refused
+
+
+def _auth_provider_config(
+    section: Mapping[str, Any], path: str, *, strict: bool = True, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """kubernetesFunctionAuthProviderConfig, with the worker's own messages for what it refuses.
+
+    Unset expiration: the worker writes 0, which Kubernetes refuses; we use 3600 (a deliberate
+    difference, README "Differences from the worker")."""
     secret = section.get("brokerClientTrustCertsSecretName")
     audience = section.get("serviceAccountTokenAudience")
     expiration_raw = section.get("serviceAccountTokenExpirationSeconds")
     if secret is not None and not isinstance(secret, str):
-        raise ConfigError(f"{path}.brokerClientTrustCertsSecretName: expected a string")
+        raise ConfigError(
+            f"{path}.brokerClientTrustCertsSecretName: Invalid value for "
+            "brokerClientTrustCertsSecretName. Expected a string."
+        )
     if audience is not None and not isinstance(audience, str):
-        raise ConfigError(f"{path}.serviceAccountTokenAudience: expected a string")
+        raise ConfigError(
+            f"{path}.serviceAccountTokenAudience: Invalid value for serviceAccountTokenAudience. "
+            "Expected a string."
+        )
     expiration = DEFAULT_TOKEN_EXPIRATION
-    if expiration_raw is not None and expiration_raw != "":
-        expiration = _int(expiration_raw, f"{path}.serviceAccountTokenExpirationSeconds")
+    if expiration_raw is not None:
+        where = f"{path}.serviceAccountTokenExpirationSeconds"
+        try:
+            expiration = _token_expiration(expiration_raw, where)
+        except ConfigError as exc:
+            if strict:
+                raise
+            expiration = _int(expiration_raw, where)
+            if notes is not None:
+                notes.append(f"{exc} (not read by the worker while its auth provider is off)")
         if expiration < MIN_TOKEN_EXPIRATION:
             raise ConfigError(
                 f"{path}.serviceAccountTokenExpirationSeconds: {expiration} is under "
@@ -755,53 +880,72 @@ def _port(value: object, path: str) -> int:
 
 
 def from_mapping(doc: Mapping[str, Any]) -> Config:
-    """Build the Config from a parsed functions_worker.yml."""
+    """Build the Config from a parsed functions_worker.yml, reading the worker's keys as
+    Pulsar's worker does (its FunctionRuntimeManager and KubernetesRuntimeFactory)."""
     changes: dict[str, Any] = {}
+    notes: list[str] = []
     runtime_factory = doc.get("functionRuntimeFactoryClassName")
     if runtime_factory not in (None, "", KUBERNETES_RUNTIME_FACTORY):
         raise ConfigError(
             f"functionRuntimeFactoryClassName: unsupported class {runtime_factory!r} "
             f"(the webhook serves {KUBERNETES_RUNTIME_FACTORY})"
         )
+    kubernetes = bool(runtime_factory) or doc.get("kubernetesContainerFactory") is not None
     secrets = _class_flag(
         doc,
         "secretsProviderConfiguratorClassName",
         on=KUBERNETES_SECRETS_CONFIGURATOR,
         off=(DEFAULT_SECRETS_CONFIGURATOR,),
     )
-    auth = doc.get("functionAuthProviderClassName")
-    if auth not in (None, "", SA_TOKEN_AUTH_PROVIDER, SECRETS_TOKEN_AUTH_PROVIDER):
+    auth = doc.get("functionAuthProviderClassName") or None
+    if auth is None and kubernetes:
+        auth = SECRETS_TOKEN_AUTH_PROVIDER  # the worker's default with the Kubernetes runtime
+    if auth not in (None, SA_TOKEN_AUTH_PROVIDER, SECRETS_TOKEN_AUTH_PROVIDER):
         raise ConfigError(
             f"functionAuthProviderClassName: unsupported class {auth!r} "
             f"(supported: {SA_TOKEN_AUTH_PROVIDER}, {SECRETS_TOKEN_AUTH_PROVIDER})"
         )
+    authentication = False
+    if doc.get("authenticationEnabled") is not None:
+        authentication = _worker_bool(doc["authenticationEnabled"], "authenticationEnabled")
     customizer = _class_flag(doc, "runtimeCustomizerClassName", on=BASIC_CUSTOMIZER)
     if any(key in doc for key in WORKER_KEYS):
         # A worker file: features follow the worker's class names, as in the worker. A file
         # holding only our `webhook:` section keeps the built-in feature defaults.
         changes["secrets_enabled"] = bool(secrets)
-        changes["tokens_enabled"] = auth == SA_TOKEN_AUTH_PROVIDER
-        changes["token_secret_auth"] = auth == SECRETS_TOKEN_AUTH_PROVIDER
+        # the worker uses the auth provider only with authenticationEnabled: true
+        changes["tokens_enabled"] = authentication and auth == SA_TOKEN_AUTH_PROVIDER
+        changes["token_secret_auth"] = authentication and auth == SECRETS_TOKEN_AUTH_PROVIDER
         changes["customizer_enabled"] = bool(customizer)
+        if not authentication and doc.get("functionAuthProviderClassName"):
+            notes.append(
+                "functionAuthProviderClassName is not used: authenticationEnabled is not true "
+                "(the worker ignores it too, so functions get no token)"
+            )
 
-    factory, origin = _factory(doc)
+    factory, block = _factory(doc, notes)
 
     def where(key: str) -> str:
-        return origin.get(key, f"functionRuntimeFactoryConfigs.{key}")
+        return f"{block}.{key}"
 
     changes["job_namespace"] = _str(factory.get("jobNamespace"), where("jobNamespace")) or None
     changes["job_name"] = _str(factory.get("jobName"), where("jobName")) or None
     changes["custom_labels"] = _str_map(factory.get("customLabels"), where("customLabels"))
     auth_path = where("kubernetesFunctionAuthProviderConfig")
     auth_section = _map(factory.get("kubernetesFunctionAuthProviderConfig"), auth_path)
-    changes.update(_auth_provider_config(auth_section, auth_path))
+    # The worker reads this section only when it uses the service-account provider; then we
+    # refuse what it refuses, with its message. Otherwise a number is read as before (audits
+    # compare tokens with it), with a note that the worker would refuse it once enabled.
+    strict = bool(changes.get("tokens_enabled"))
+    changes.update(_auth_provider_config(auth_section, auth_path, strict=strict, notes=notes))
 
-    options, notes = parse_runtime_options(
+    options, option_notes = parse_runtime_options(
         _map(doc.get("runtimeCustomizerConfig"), "runtimeCustomizerConfig"),
         "runtimeCustomizerConfig",
+        refuse_numbers=bool(customizer),
     )
     changes["cluster_options"] = options
-    changes["notes"] = tuple(notes)
+    changes["notes"] = tuple(notes + option_notes)
     changes["min_resources"] = _resources(
         doc.get("functionInstanceMinResources"), "functionInstanceMinResources"
     )
@@ -812,7 +956,7 @@ def from_mapping(doc: Mapping[str, Any]) -> Config:
         doc.get("functionInstanceResourceGranularities"), "functionInstanceResourceGranularities"
     )
     if doc.get("functionInstanceResourceChangeInLockStep") is not None:
-        changes["lock_step"] = _bool(
+        changes["lock_step"] = _worker_bool(
             doc["functionInstanceResourceChangeInLockStep"],
             "functionInstanceResourceChangeInLockStep",
         )

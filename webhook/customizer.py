@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook import bounded, naming, quantity
+from webhook import gson, naming, quantity
 from webhook.bounded import DEFAULT_LIMITS, Limits
 from webhook.config import Config, ConfigError, RuntimeOptions, parse_runtime_options
 from webhook.findings import Finding
@@ -25,14 +25,18 @@ def parse(
 ) -> tuple[RuntimeOptions | None, dict[str, Any], list[Finding], list[str]]:
     """(options, the raw JSON object, customizer/options findings, notes) for a JSON string.
 
-    Like Pulsar's Gson parsing: empty or `null` means no options; a non-object is an error.
+    Read as Pulsar reads them, with lenient Gson (single quotes, unquoted names, numbers kept
+    as written): empty or `null` means no options; a non-object is an error.
     """
     if raw is None or raw.strip() in ("", "null"):
         return None, {}, [], []
     try:
-        doc = bounded.loads(raw, limits)
-    except bounded.JsonLimitError as exc:
+        doc = gson.loads(raw, max_depth=limits.max_json_depth, max_digits=limits.max_number_digits)
+    except gson.GsonLimitError as exc:
         return None, {}, [Finding("customizer/options", source, str(exc))], []
+    except gson.GsonError as exc:
+        message = f"not valid JSON, even read leniently as the worker does: {exc}"
+        return None, {}, [Finding("customizer/options", source, message)], []
     if doc is None:
         return None, {}, [], []
     if not isinstance(doc, Mapping):
@@ -114,7 +118,11 @@ def apply(
             )
             continue
         for index, meta in enumerate(metas):
-            found = _put(meta.setdefault("labels", {}), key, value, "label")
+            labels = meta.setdefault("labels", {})
+            if labels.get(key) == value:
+                continue  # already converted (reinvocation)
+            # the raw value: labels.convert converts it and records it in original-labels
+            found = _put(labels, key, raw, "label")
             warnings.extend(found if index == 0 else [])
     for key, value in options.extra_annotations.items():
         if key.startswith(RESERVED_PREFIX):
@@ -124,14 +132,21 @@ def apply(
             warnings.extend(found if index == 0 else [])
     for key, value in options.node_selector_labels.items():
         warnings.extend(_put(pod.setdefault("nodeSelector", {}), key, value, "nodeSelector"))
-    if options.tolerations:
-        tolerations: list[Any] = pod.setdefault("tolerations", [])
-        present = {_toleration_key(t) for t in tolerations if isinstance(t, Mapping)}
-        for toleration in options.tolerations:
-            identity = _toleration_key(toleration)
-            if identity not in present:
+    if options.tolerations or pod.get("tolerations"):
+        # exact duplicates dropped, the worker's own included (it appends options to its
+        # three defaults without checking)
+        current: list[Any] = pod.get("tolerations") or []
+        tolerations: list[Any] = []
+        present: set[tuple[tuple[str, str], ...]] = set()
+        for toleration in [*current, *map(dict, options.tolerations)]:
+            if isinstance(toleration, Mapping):
+                identity = _toleration_key(toleration)
+                if identity in present:
+                    continue
                 present.add(identity)
-                tolerations.append(dict(toleration))
+            tolerations.append(toleration)
+        if tolerations != current:
+            pod["tolerations"] = tolerations
     if options.resource_requirements:
         warnings.extend(_resources(container, options.resource_requirements))
     return warnings

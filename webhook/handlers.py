@@ -91,7 +91,8 @@ async def _decide(
     facts = None
     if mode == "validate" and request["operation"] in ("CREATE", "UPDATE"):
         obj = _typed(request)
-        if workload.is_function_workload(obj):  # other objects need no cluster lookups
+        # other objects need no cluster lookups
+        if workload.is_function_workload(obj) or workload.is_function_service(obj):
             metadata = obj.get("metadata")
             namespace = request.get("namespace") or (
                 metadata.get("namespace") if isinstance(metadata, Mapping) else None

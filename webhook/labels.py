@@ -15,6 +15,7 @@ LABEL_MAPS = (
     ("spec", "selector", "matchLabels"),
     ("spec", "template", "metadata", "labels"),
 )
+SERVICE_LABEL_MAPS = (("metadata", "labels"), ("spec", "selector"))
 
 
 def _get(obj: Any, path: tuple[str, ...]) -> Any:
@@ -26,8 +27,9 @@ def _get(obj: Any, path: tuple[str, ...]) -> Any:
 
 
 def label_maps(obj: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """The label maps of a StatefulSet, or of a Service (labels and selector)."""
     found = []
-    for path in LABEL_MAPS:
+    for path in SERVICE_LABEL_MAPS if obj.get("kind") == "Service" else LABEL_MAPS:
         value = _get(obj, path)
         if isinstance(value, dict):
             found.append((".".join(path), value))
@@ -42,18 +44,24 @@ def convert(obj: dict[str, Any], style: naming.LabelStyle) -> None:
             if not naming.is_label_value(value):
                 labels[key] = naming.to_label_value(value, style)
                 originals.setdefault(key, value)
-    if not originals:
-        return
-    annotations = obj["metadata"].setdefault("annotations", {})
+    if originals:
+        record_originals(obj, originals)
+
+
+def record_originals(obj: dict[str, Any], originals: dict[str, str]) -> None:
+    """Add label values we replaced to the pf-webhook/original-labels annotation."""
+    metadata = obj.setdefault("metadata", {})
+    annotations = metadata.setdefault("annotations", {})
     try:
         recorded = bounded.loads(annotations.get(ORIGINALS_ANNOTATION, "{}"))
     except bounded.JsonLimitError:
         recorded = {}
     if not isinstance(recorded, dict):
         recorded = {}
-    annotations[ORIGINALS_ANNOTATION] = json.dumps(
-        {**recorded, **originals}, sort_keys=True, separators=(",", ":")
-    )
+    merged = {**recorded, **originals}
+    text = json.dumps(merged, sort_keys=True, separators=(",", ":"))
+    if annotations.get(ORIGINALS_ANNOTATION) != text:
+        annotations[ORIGINALS_ANNOTATION] = text
 
 
 def check(obj: dict[str, Any], style: naming.LabelStyle) -> list[Finding]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook import customizer, labels, naming, secrets, tokens, workload
+from webhook import customizer, labels, naming, secrets, selector, tokens, workload
 from webhook.analysis import Analysis, Refusal, analyse, command_edits
 from webhook.config import Config
 
@@ -23,28 +23,72 @@ class MutationResult:
     audit: Mapping[str, str] = field(default_factory=dict)
     refusal: str | None = None  # set when the object cannot be handled at all
     is_function: bool = False
+    denial: str | None = None  # set when a rule denies what mutation cannot fix silently
 
 
 def mutate(obj: Any, config: Config, *, namespace: str | None = None) -> MutationResult:
-    """Mutate a copy of `obj`. Objects that are not function workloads come back unchanged."""
+    """Mutate a copy of `obj`. Objects that are not function workloads or function Services
+    come back unchanged."""
+    if workload.is_function_service(obj):
+        return _mutate_service(obj, config)
     if not workload.is_function_workload(obj):
         return MutationResult(obj=obj)
     try:
         analysis = analyse(obj, config.limits)
     except Refusal as exc:
         return MutationResult(obj=obj, refusal=str(exc), is_function=True)
+    out = workload.without_nulls(obj)
+    overrides = selector.find(out)
+    if overrides and config.action(selector.RULE) == "deny":
+        sources = [selector.option_source(o.key, analysis.options, config) for o in overrides]
+        return MutationResult(
+            obj=obj, denial=_override_denial(overrides, sources), is_function=True
+        )
+    warnings = selector.repair(out, overrides)
     if analysis.details_findings:
         first = analysis.details_findings[0]
         note = f"left unchanged: function details unreadable at {first.path}: {first.message}"
-        return MutationResult(obj=obj, warnings=(note,), is_function=True)
-    out = workload.without_nulls(obj)
-    warnings = _steps(out, analysis, config, namespace=namespace)
+        if not overrides:
+            return MutationResult(obj=obj, warnings=(note,), is_function=True)
+        warnings.append(note)
+        labels.convert(out, config.label_style)
+    else:
+        warnings += _steps(out, analysis, config, namespace=namespace)
     return MutationResult(
         obj=out,
         warnings=tuple(dict.fromkeys(warnings)),
         audit=audit_annotations(out, config, namespace=namespace),
         is_function=True,
     )
+
+
+def _override_denial(overrides: list[selector.Override], sources: list[str]) -> str:
+    seen: dict[str, str] = {}
+    for override, source in zip(overrides, sources, strict=True):
+        seen.setdefault(
+            override.key, f"[{selector.RULE}] {override.path}: {selector.message(override, source)}"
+        )
+    return "; ".join(seen.values())
+
+
+def _mutate_service(obj: Any, config: Config) -> MutationResult:
+    """The function's Service: the same label conversion as its StatefulSet, so both are
+    created and the Service still selects the StatefulSet's pods."""
+    problem = workload.service_shape_error(obj)
+    if problem:
+        return MutationResult(
+            obj=obj, refusal=f"object of the wrong shape: {problem}", is_function=True
+        )
+    out = workload.without_nulls(obj)
+    overrides = selector.find(out)
+    if overrides and config.action(selector.RULE) == "deny":
+        sources = [selector.option_source(o.key, None, config) for o in overrides]
+        return MutationResult(
+            obj=obj, denial=_override_denial(overrides, sources), is_function=True
+        )
+    warnings = selector.repair(out, overrides)
+    labels.convert(out, config.label_style)
+    return MutationResult(obj=out, warnings=tuple(dict.fromkeys(warnings)), is_function=True)
 
 
 def _steps(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypedDict
 
-from webhook import bounded, mutation, patch, policy
+from webhook import bounded, mutation, patch, policy, selector
 from webhook.config import Config
 
 API_VERSION = "admission.k8s.io/v1"
@@ -202,6 +202,16 @@ def _mutate(
     result = mutation.mutate(obj, config, namespace=namespace)
     if result.refusal:
         return _envelope(_refuse(uid, result.refusal)), replace(base, decision="denied")
+    if result.denial:
+        # Denied here, not by the validating webhook: the API server's own validation runs
+        # between the two and would answer 422 for what we deny (a selector-key override).
+        denied: AdmissionResponse = {
+            "uid": uid,
+            "allowed": False,
+            "status": {"code": 403, "reason": "Forbidden", "message": result.denial},
+        }
+        rules = ((selector.RULE, "deny"),)
+        return _envelope(denied), replace(base, decision="denied", rules=rules)
     response: AdmissionResponse = {"uid": uid, "allowed": True}
     ops = patch.diff(obj, result.obj)
     if ops:

@@ -154,6 +154,10 @@ def desired_sources(config: Config) -> list[dict[str, Any]]:
     return sources
 
 
+def _audience(value: object) -> str:
+    return repr(value) if value else "(API server default)"
+
+
 def _is_ca_source(source: Mapping[str, Any]) -> bool:
     secret = source.get("secret")
     if not isinstance(secret, Mapping):
@@ -180,7 +184,7 @@ def project(pod: dict[str, Any], container: dict[str, Any], config: Config) -> l
         ):
             warnings.append(
                 f"volume {VOLUME}: token audience and expiration replaced with the configured "
-                f"{config.token_audience!r}, {config.token_expiration_seconds}"
+                f"{_audience(config.token_audience)}, {config.token_expiration_seconds}"
             )
         others = [
             s

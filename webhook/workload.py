@@ -88,18 +88,49 @@ def opts_in(obj: Mapping[str, Any]) -> bool:
     )
 
 
+def _worker_selector(selector: object) -> bool:
+    """The selector the worker gives a function's StatefulSet and Service. Options (extraLabels)
+    can change the objects' labels but never their selector, so detection reads the selector."""
+    return (
+        isinstance(selector, Mapping)
+        and selector.get("component") in COMPONENTS
+        and all(k in selector for k in ("tenant", "namespace", "name"))
+    )
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def statefulset_selector(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    selector = _spec(obj).get("selector")
+    found = selector.get("matchLabels") if isinstance(selector, Mapping) else None
+    return found if isinstance(found, Mapping) else {}
+
+
 def is_function_workload(obj: object) -> bool:
-    """A StatefulSet with the worker's labels, or one that opts in with pf-webhook/enabled."""
+    """A StatefulSet with the worker's labels or selector, or one that opts in with
+    pf-webhook/enabled."""
     if not isinstance(obj, Mapping) or obj.get("kind") != "StatefulSet":
         return False
     if obj.get("apiVersion") not in (None, "apps/v1"):
         return False
-    if opts_in(obj):
-        return True
-    found = object_labels(obj)
-    return found.get("component") in COMPONENTS and all(
-        k in found for k in ("tenant", "namespace", "name")
+    return (
+        opts_in(obj)
+        or _worker_selector(object_labels(obj))
+        or _worker_selector(statefulset_selector(obj))
     )
+
+
+def is_function_service(obj: object) -> bool:
+    """A Service with the worker's selector (tenant, namespace, name, component), or one that
+    opts in with pf-webhook/enabled."""
+    if not isinstance(obj, Mapping) or obj.get("kind") != "Service":
+        return False
+    if obj.get("apiVersion") not in (None, "v1"):
+        return False
+    return opts_in(obj) or _worker_selector(_spec(obj).get("selector"))
 
 
 class MapOf:
@@ -212,6 +243,16 @@ def shape_error(obj: Mapping[str, Any]) -> str | None:
     the mutation drops nulls from its copy).
     """
     return _shape(obj, SCHEMA, "")
+
+
+def service_shape_error(obj: Mapping[str, Any]) -> str | None:
+    """Why a Service does not have the shape we read and write (metadata and spec.selector)."""
+    for required in ("metadata", "spec"):
+        if not isinstance(obj.get(required), Mapping):
+            return f"{required} is required and must be a mapping"
+    return _shape(obj["metadata"], _METADATA, "metadata") or _shape(
+        obj["spec"], {"selector": MapOf(str)}, "spec"
+    )
 
 
 def without_nulls(value: Any) -> Any:

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl"
 
 CONFIG = """\
+authenticationEnabled: true
 functionRuntimeFactoryClassName: org.apache.pulsar.functions.runtime.kubernetes.KubernetesRuntimeFactory
 secretsProviderConfiguratorClassName: org.apache.pulsar.functions.secretsproviderconfigurator.KubernetesSecretsProviderConfigurator
 functionAuthProviderClassName: org.apache.pulsar.functions.auth.KubernetesServiceAccountTokenAuthProvider
@@ -39,7 +40,7 @@ runtimeCustomizerClassName: org.apache.pulsar.functions.runtime.kubernetes.Basic
 functionRuntimeFactoryConfigs:
   kubernetesFunctionAuthProviderConfig:
     serviceAccountTokenAudience: pulsar
-    serviceAccountTokenExpirationSeconds: 3600
+    serviceAccountTokenExpirationSeconds: "3600"
     brokerClientTrustCertsSecretName: broker-ca
 runtimeCustomizerConfig:
   extraAnnotations: {owner: platform}

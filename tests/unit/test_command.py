@@ -143,7 +143,12 @@ GET_FLAG = [
     pytest.param(JAVA, "--secrets_provider", JAVA_PROVIDER, id="java-secrets-provider"),
     pytest.param(JAVA, "--use_tls", "false", id="java-use-tls"),
     pytest.param(PYTHON, "--py", "/pulsar/fn.py", id="python-py"),
-    pytest.param(PYTHON, "--logging_level", "info", id="python-logging-level"),
+    pytest.param(
+        PYTHON,
+        "--logging_config_file",
+        "/pulsar/conf/functions-logging/console_logging_config.ini",
+        id="python-logging-config",
+    ),
     pytest.param(
         PYTHON,
         "--secrets_provider",
@@ -170,7 +175,7 @@ def test_a_python_function_named_exec_keeps_its_details_readable() -> None:
     script = _script("PYTHON", name="exec")
     details = command.get_json_flag(script, "--function_details")
     assert details is not None and details["name"] == "exec"
-    assert command.get_flag(script, "--logging_level") == "info"
+    assert command.get_flag(script, "--logging_file") == "exec"
 
 
 def test_a_python_function_named_exec_keeps_the_flags_before_its_name_readable() -> None:
@@ -620,6 +625,7 @@ def test_a_json_flag_given_twice_is_unreadable() -> None:
 # the webhook: the mutation leaves an uneditable script alone, the validation denies it
 
 TOKENS_ON = {
+    "authenticationEnabled": True,  # the worker uses the auth provider only then
     "functionAuthProviderClassName": config.SA_TOKEN_AUTH_PROVIDER,
     "secretsProviderConfiguratorClassName": config.KUBERNETES_SECRETS_CONFIGURATOR,
 }

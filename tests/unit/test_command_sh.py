@@ -41,6 +41,7 @@ NBSP = "\u00a0"
 CONFIG = config.from_mapping(
     {
         "secretsProviderConfiguratorClassName": config.KUBERNETES_SECRETS_CONFIGURATOR,
+        "authenticationEnabled": True,  # the worker uses the auth provider only then
         "functionAuthProviderClassName": config.SA_TOKEN_AUTH_PROVIDER,
         "runtimeCustomizerClassName": config.BASIC_CUSTOMIZER,
         "functionRuntimeFactoryConfigs": {

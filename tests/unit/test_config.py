@@ -75,7 +75,7 @@ FULL_WORKER_FILE = textwrap.dedent(
         - {{key: dedicated, operator: Equal, value: pulsar, effect: NoSchedule, tolerationSeconds: "60"}}
       resourceRequirements:
         requests: {{cpu: "1", memory: 4G}}
-        limits: {{cpu: 2, memory: 8G}}
+        limits: {{cpu: "2", memory: 8G}}
     functionInstanceMinResources: {{cpu: 0.1, ram: 1024}}
     functionInstanceMaxResources: {{cpu: 16, ram: "17179869184"}}
     functionInstanceResourceGranularities: {{cpu: 0.1, ram: 1048576, disk: 1}}
@@ -104,6 +104,7 @@ FULL_WORKER_FILE = textwrap.dedent(
 
 LEGACY_WORKER_FILE = textwrap.dedent(
     f"""\
+    authenticationEnabled: true
     functionAuthProviderClassName: {SA}
     kubernetesContainerFactory: {{kubernetesFunctionAuthProviderConfig: {{serviceAccountTokenExpirationSeconds: "600", serviceAccountTokenAudience: "aud", brokerClientTrustCertsSecretName: "my-secret"}}}}
     """
@@ -197,12 +198,25 @@ def test_the_legacy_kubernetes_container_factory_block_is_read_like_the_docs_exa
     )
 
 
-def test_function_runtime_factory_configs_override_the_legacy_block_per_key() -> None:
+def test_without_a_factory_class_the_legacy_block_is_used_wholesale() -> None:
+    # as Pulsar 4.0.7's worker does (tests/pulsar-fixtures/legacy-block.json): no key-by-key
+    # merge with functionRuntimeFactoryConfigs, which is then ignored
     cfg = config.loads(
         "kubernetesContainerFactory: {jobNamespace: legacy-ns, jobName: old}\n"
+        "functionRuntimeFactoryConfigs: {jobName: new, customLabels: {a: b}}\n"
+    )
+    assert (cfg.job_namespace, cfg.job_name, dict(cfg.custom_labels)) == ("legacy-ns", "old", {})
+    assert any("functionRuntimeFactoryConfigs is ignored" in n for n in cfg.notes)
+
+
+def test_with_a_factory_class_the_legacy_block_is_ignored_entirely() -> None:
+    cfg = config.loads(
+        f"functionRuntimeFactoryClassName: {config.KUBERNETES_RUNTIME_FACTORY}\n"
+        "kubernetesContainerFactory: {jobNamespace: legacy-ns, customLabels: {x: y}}\n"
         "functionRuntimeFactoryConfigs: {jobName: new}\n"
     )
-    assert (cfg.job_namespace, cfg.job_name) == ("legacy-ns", "new")
+    assert (cfg.job_namespace, cfg.job_name, dict(cfg.custom_labels)) == (None, "new", {})
+    assert any("kubernetesContainerFactory is ignored" in n for n in cfg.notes)
 
 
 @pytest.mark.parametrize(
@@ -257,15 +271,48 @@ def test_a_file_with_only_a_webhook_section_keeps_the_built_in_feature_defaults(
             id="default-secrets-configurator",
         ),
         pytest.param(
-            {"functionAuthProviderClassName": SA}, False, True, False, False, id="sa-token"
+            {"authenticationEnabled": True, "functionAuthProviderClassName": SA},
+            False,
+            True,
+            False,
+            False,
+            id="sa-token",
         ),
         pytest.param(
-            {"functionAuthProviderClassName": SECRETS_TOKEN},
+            {"authenticationEnabled": "true", "functionAuthProviderClassName": SECRETS_TOKEN},
             False,
             False,
             True,
             False,
             id="token-secret",
+        ),
+        pytest.param(
+            {"functionAuthProviderClassName": SA},
+            False,
+            False,
+            False,
+            False,
+            id="sa-token-auth-off",
+        ),
+        pytest.param(
+            {"authenticationEnabled": False, "functionAuthProviderClassName": SECRETS_TOKEN},
+            False,
+            False,
+            False,
+            False,
+            id="token-secret-auth-off",
+        ),
+        pytest.param(
+            {
+                "authenticationEnabled": True,
+                "functionRuntimeFactoryClassName": config.KUBERNETES_RUNTIME_FACTORY,
+                "functionRuntimeFactoryConfigs": {},
+            },
+            False,
+            False,
+            True,
+            False,
+            id="kubernetes-runtime-defaults-to-the-token-secret-provider",
         ),
         pytest.param(
             {"runtimeCustomizerClassName": BASIC}, False, False, False, True, id="customizer"
@@ -320,32 +367,87 @@ def test_features_follow_the_worker_class_names(
 # token expiration: Pulsar's traps fixed
 
 
+SA_ON = f"authenticationEnabled: true\nfunctionAuthProviderClassName: {SA}\n"
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
         pytest.param('"600"', 600, id="numeric-string-as-in-pulsar-docs"),
-        pytest.param("600", 600, id="unquoted-integer-pulsar-rejects"),
-        pytest.param('" 900 "', 900, id="padded-string"),
-        pytest.param("86400", 86400, id="maximum"),
-        pytest.param('""', 3600, id="empty-means-default"),
+        pytest.param('"+900"', 900, id="signed-string-long-parselong-accepts"),
+        pytest.param("86400", None, id="unquoted-integer-is-refused"),
+        pytest.param("3000000000", 3000000000, id="beyond-int-yaml-gives-a-long"),
         pytest.param("null", 3600, id="null-means-default"),
     ],
 )
-def test_the_token_expiration_is_accepted_as_a_number_or_a_numeric_string(
-    value: str, expected: int
+def test_the_token_expiration_is_read_as_the_workers_auth_provider_reads_it(
+    value: str, expected: int | None
 ) -> None:
-    cfg = config.loads(
-        "functionRuntimeFactoryConfigs:\n"
+    text = (
+        SA_ON + "functionRuntimeFactoryConfigs:\n"
+        "  kubernetesFunctionAuthProviderConfig:\n"
+        f"    serviceAccountTokenExpirationSeconds: {value}\n"
+        "webhook: {tokens: {maxExpirationSeconds: 4000000000}}\n"
+    )
+    if expected is None:
+        assert "Invalid value for serviceAccountTokenExpirationSeconds. Expected a long." in (
+            _error(text)
+        )
+    else:
+        assert config.loads(text).token_expiration_seconds == expected
+
+
+@pytest.mark.parametrize("value", ['" 900 "', '""', "600", "true"])
+def test_an_expiration_the_worker_refuses_is_refused_with_its_message(value: str) -> None:
+    message = _error(
+        SA_ON + "functionRuntimeFactoryConfigs:\n"
         "  kubernetesFunctionAuthProviderConfig:\n"
         f"    serviceAccountTokenExpirationSeconds: {value}\n"
     )
-    assert cfg.token_expiration_seconds == expected
+    assert (
+        ": functionRuntimeFactoryConfigs.kubernetesFunctionAuthProviderConfig."
+        "serviceAccountTokenExpirationSeconds: Invalid value for "
+        "serviceAccountTokenExpirationSeconds. Expected a long." in message
+    )
+
+
+def test_with_auth_off_an_unquoted_expiration_is_read_and_noted() -> None:
+    cfg = config.loads(
+        f"functionAuthProviderClassName: {SA}\nfunctionRuntimeFactoryConfigs:\n"
+        "  kubernetesFunctionAuthProviderConfig: {serviceAccountTokenExpirationSeconds: 900}\n"
+    )
+    assert not cfg.tokens_enabled
+    assert cfg.token_expiration_seconds == 900
+    assert any("Expected a long" in n for n in cfg.notes)
 
 
 def test_the_token_expiration_defaults_to_3600_not_pulsars_0() -> None:
-    cfg = config.loads(f"functionAuthProviderClassName: {SA}\n")
+    cfg = config.loads(SA_ON)
     assert cfg.tokens_enabled
     assert cfg.token_expiration_seconds == 3600
+
+
+def test_quantities_as_yaml_numbers_in_the_customizer_config_are_refused_as_by_the_worker() -> None:
+    message = _error(
+        f"runtimeCustomizerClassName: {BASIC}\n"
+        "runtimeCustomizerConfig: {resourceRequirements: {limits: {cpu: 2}}}\n"
+    )
+    assert ": runtimeCustomizerConfig.resourceRequirements.limits.cpu: 2 is a YAML number" in (
+        message
+    )
+    assert "io.kubernetes.client.custom.Quantity" in message
+    # without the customizer class the worker never reads the block
+    assert config.loads("runtimeCustomizerConfig: {resourceRequirements: {limits: {cpu: 2}}}")
+
+
+def test_values_the_worker_accepts_are_accepted() -> None:
+    cfg = config.loads(
+        f"runtimeCustomizerClassName: {BASIC}\n"
+        "runtimeCustomizerConfig: {extraLabels: {tier: ~, team: data}}\n"
+        'functionInstanceResourceChangeInLockStep: "true"\n'
+    )
+    assert dict(cfg.cluster_options.extra_labels) == {"team": "data"}  # `~`: no such label
+    assert cfg.lock_step is True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,13 +516,13 @@ AUTH = "functionRuntimeFactoryConfigs.kubernetesFunctionAuthProviderConfig"
         pytest.param(
             "functionRuntimeFactoryConfigs: {kubernetesFunctionAuthProviderConfig: {serviceAccountTokenAudience: 5}}",
             f"{AUTH}.serviceAccountTokenAudience",
-            "expected a string",
+            "Invalid value for serviceAccountTokenAudience. Expected a string.",
             id="audience-int",
         ),
         pytest.param(
             "functionRuntimeFactoryConfigs: {kubernetesFunctionAuthProviderConfig: {brokerClientTrustCertsSecretName: [a]}}",
             f"{AUTH}.brokerClientTrustCertsSecretName",
-            "expected a string",
+            "Invalid value for brokerClientTrustCertsSecretName. Expected a string.",
             id="ca-secret-list",
         ),
         pytest.param(
@@ -642,20 +744,18 @@ def test_a_document_that_is_not_a_mapping_is_an_error(text: str) -> None:
 
 def test_cross_checks_name_the_offending_key() -> None:
     audience = _error(
-        f"functionAuthProviderClassName: {SA}\n"
+        SA_ON + ""
         "functionRuntimeFactoryConfigs: {kubernetesFunctionAuthProviderConfig: {serviceAccountTokenAudience: other}}\n"
         "webhook: {tokens: {allowedAudiences: [pulsar]}}\n"
     )
     assert ": serviceAccountTokenAudience: 'other' is not in webhook.tokens.allowedAudiences" in (
         audience
     )
-    required = _error(
-        f"functionAuthProviderClassName: {SA}\nwebhook: {{tokens: {{requireAudience: true}}}}\n"
-    )
+    required = _error(SA_ON + "webhook: {tokens: {requireAudience: true}}\n")
     assert ": serviceAccountTokenAudience: must be set" in required
 
 
-def test_an_error_in_the_legacy_block_names_the_legacy_block_when_both_are_present() -> None:
+def test_an_error_in_the_legacy_block_names_the_legacy_block_when_it_is_used() -> None:
     message = _error(
         "kubernetesContainerFactory: {jobNamespace: 5}\nfunctionRuntimeFactoryConfigs: {jobName: x}\n"
     )

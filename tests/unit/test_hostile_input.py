@@ -339,6 +339,7 @@ GRANULAR = config.from_mapping(
         "functionInstanceMaxResources": {"cpu": 16, "ram": 2**40},
         "functionInstanceResourceGranularities": {"cpu": 0.5, "ram": 1024},
         "functionInstanceResourceChangeInLockStep": True,
+        "authenticationEnabled": True,
         "functionAuthProviderClassName": "org.apache.pulsar.functions.auth.KubernetesServiceAccountTokenAuthProvider",
         "webhook": {"customizer": {"maxResources": {"cpu": "8"}}},
     }
@@ -511,6 +512,7 @@ def test_values_we_replace_and_other_secret_keys_never_appear_in_any_answer() ->
         {
             "secretsProviderConfiguratorClassName": SECRETS_CONFIGURATOR,
             "runtimeCustomizerClassName": CUSTOMIZER,
+            "authenticationEnabled": True,  # the worker uses the auth provider only then
             "functionAuthProviderClassName": "org.apache.pulsar.functions.auth.KubernetesServiceAccountTokenAuthProvider",
             "functionRuntimeFactoryConfigs": {
                 "kubernetesFunctionAuthProviderConfig": {"serviceAccountTokenAudience": "pulsar"}

@@ -786,6 +786,7 @@ TOKEN_VOLUME = {"name": "service-account-token", "mountPath": "/etc/auth", "read
 def _sa_config(**provider_config: object) -> config.Config:
     return config.from_mapping(
         {
+            "authenticationEnabled": True,  # the worker uses the provider only then
             "functionAuthProviderClassName": config.SA_TOKEN_AUTH_PROVIDER,
             "functionRuntimeFactoryConfigs": {
                 "kubernetesFunctionAuthProviderConfig": provider_config
@@ -903,7 +904,7 @@ def test_without_a_ca_there_is_one_volume_one_mount_and_no_trust_path() -> None:
     assert len(_pod(sts)["volumes"]) == 1
     assert len(_container(sts)["volumeMounts"]) == 1
     cfg = _sa_config(
-        serviceAccountTokenAudience="pulsar-cluster", serviceAccountTokenExpirationSeconds=600
+        serviceAccountTokenAudience="pulsar-cluster", serviceAccountTokenExpirationSeconds="600"
     )
     result = mutation.mutate(sts, cfg)
     assert _pod(result.obj)["volumes"] == [_single_projected_volume("pulsar-cluster", 600, None)]
@@ -917,7 +918,7 @@ def test_without_a_ca_there_is_one_volume_one_mount_and_no_trust_path() -> None:
     ("configured", "expected"),
     [
         pytest.param("600", 600, id="quoted-as-in-pulsar-docs"),
-        pytest.param(600, 600, id="unquoted"),
+        pytest.param("+900", 900, id="signed-string-as-long-parselong-reads-it"),
         pytest.param("7200", 7200, id="longer"),
         pytest.param(None, 3600, id="unset-defaults-to-3600"),
     ],
@@ -964,7 +965,10 @@ def test_the_go_worker_ca_layout_keeps_its_instance_conf() -> None:
         pytest.param(config.default_config(), id="default"),
         pytest.param(
             config.from_mapping(
-                {"functionAuthProviderClassName": config.SECRETS_TOKEN_AUTH_PROVIDER}
+                {
+                    "authenticationEnabled": True,
+                    "functionAuthProviderClassName": config.SECRETS_TOKEN_AUTH_PROVIDER,
+                }
             ),
             id="secrets-token-provider",
         ),

@@ -440,7 +440,10 @@ async def test_validate_asks_the_provider_with_the_request_namespace(
     await post_review(client, "/mutate", admission_review(obj))
     assert provider.namespaces == ["functions-prod"], "mutate needs no cluster facts"
     other = copy.deepcopy(obj)
+    # detection reads the selector (options can rewrite labels, never the selector)
     other["metadata"]["labels"] = {"app": "zookeeper"}
+    other["spec"]["selector"]["matchLabels"] = {"app": "zookeeper"}
+    other["spec"]["template"]["metadata"]["labels"] = {"app": "zookeeper"}
     del other["kind"]  # the API server sends it; request.kind fills it in when absent
     answer = await post_review(client, "/validate", admission_review(other))
     assert answer["response"] == {"uid": "3f2e8a8c-0001", "allowed": True}

@@ -17,6 +17,7 @@ from webhook import config, mutation, patch, policy, review
 ALL_ON = config.from_mapping(
     {
         "secretsProviderConfiguratorClassName": config.KUBERNETES_SECRETS_CONFIGURATOR,
+        "authenticationEnabled": True,  # the worker uses the auth provider only then
         "functionAuthProviderClassName": config.SA_TOKEN_AUTH_PROVIDER,
         "runtimeCustomizerClassName": config.BASIC_CUSTOMIZER,
         "functionRuntimeFactoryConfigs": {

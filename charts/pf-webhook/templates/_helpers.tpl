@@ -71,6 +71,12 @@ app: {{ include "pf-webhook.fullname" . }}
       resources: [statefulsets]
       operations: [CREATE, UPDATE]
       scope: Namespaced
+    # the worker creates the function's Service first, with the same labels
+    - apiGroups: [""]
+      apiVersions: [v1]
+      resources: [services]
+      operations: [CREATE, UPDATE]
+      scope: Namespaced
   namespaceSelector:
     matchExpressions:
       - key: kubernetes.io/metadata.name
@@ -81,10 +87,13 @@ app: {{ include "pf-webhook.fullname" . }}
     matchLabels:
       pf-webhook/enabled: "true"
   {{- else }}
+    # the four labels the worker always sets; options can change their values, not remove
+    # them, so no option moves a function out of reach (pf-webhook decides from the selector)
     matchExpressions:
-      - key: component
-        operator: In
-        values: [function, source, sink]
+      - {key: component, operator: Exists}
+      - {key: tenant, operator: Exists}
+      - {key: namespace, operator: Exists}
+      - {key: name, operator: Exists}
   {{- end }}
   {{- if .mutating }}
   reinvocationPolicy: IfNeeded
