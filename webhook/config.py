@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import yaml
 
@@ -159,12 +159,42 @@ class PodPolicy:
 
 
 @dataclass(frozen=True)
+class ConnectionLimits:
+    """What one network peer can hold on the HTTPS port before any authentication
+    (`webhook.server.limits`). The API server keeps idle connections to a webhook for 90 s, so
+    the idle timeout is shorter: we close first, between requests, never under one."""
+
+    max_connections: int = 1000
+    handshake_timeout_seconds: float = 5.0
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 60.0
+    max_header_bytes: int = 8190
+    max_body_bytes: int = 3 * 1024 * 1024
+    max_body_bytes_in_flight: int = 32 * 1024 * 1024
+
+
+# config key -> (field, lowest, highest)
+LIMIT_KEYS: Final = {
+    "maxConnections": ("max_connections", 1, 100_000),
+    "handshakeTimeoutSeconds": ("handshake_timeout_seconds", 0.1, 300),
+    "headerTimeoutSeconds": ("header_timeout_seconds", 0.1, 300),
+    "bodyTimeoutSeconds": ("body_timeout_seconds", 0.1, 300),
+    "idleTimeoutSeconds": ("idle_timeout_seconds", 0.1, 3600),
+    "maxHeaderBytes": ("max_header_bytes", 1024, 1024 * 1024),
+    "maxBodyBytes": ("max_body_bytes", 64 * 1024, 64 * 1024 * 1024),
+    "maxBodyBytesInFlight": ("max_body_bytes_in_flight", 64 * 1024, 4 * 1024 * 1024 * 1024),
+}
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     port: int = 8443
     metrics_port: int = 8080
     cert_dir: str = "certs"
     client_ca: str | None = None
     tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 @dataclass(frozen=True)
@@ -784,7 +814,9 @@ def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
 
     server = _map(section.get("server"), "webhook.server")
     _known_keys(
-        server, "webhook.server", ("port", "metricsPort", "certDir", "clientCA", "tlsMinVersion")
+        server,
+        "webhook.server",
+        ("port", "metricsPort", "certDir", "clientCA", "tlsMinVersion", "limits"),
     )
     settings = base.server
     if server:
@@ -801,6 +833,7 @@ def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
             or "",
             client_ca=_str(server.get("clientCA"), "webhook.server.clientCA"),
             tls_min_version=_choice(tls_min, "webhook.server.tlsMinVersion", ("1.2", "1.3")),  # type: ignore[arg-type]
+            limits=_limits(server.get("limits"), settings.limits),
         )
         changes["server"] = settings
 
@@ -817,6 +850,26 @@ def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
             timeout_seconds=timeout,
         )
     return replace(base, **changes)
+
+
+def _limits(value: object, base: ConnectionLimits) -> ConnectionLimits:
+    limits = _map(value, "webhook.server.limits")
+    _known_keys(limits, "webhook.server.limits", tuple(LIMIT_KEYS))
+    changes: dict[str, Any] = {}
+    for key, raw in limits.items():
+        name, lowest, highest = LIMIT_KEYS[key]
+        path = f"webhook.server.limits.{key}"
+        number = _number(raw, path) if key.endswith("Seconds") else _int(raw, path)
+        if not lowest <= number <= highest:
+            raise ConfigError(f"{path}: {number} is not in [{lowest}, {highest}]")
+        changes[name] = number
+    result = replace(base, **changes)
+    if result.max_body_bytes_in_flight < result.max_body_bytes:
+        raise ConfigError(
+            "webhook.server.limits.maxBodyBytesInFlight: "
+            f"{result.max_body_bytes_in_flight} is under maxBodyBytes ({result.max_body_bytes})"
+        )
+    return result
 
 
 def _port(value: object, path: str) -> int:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -23,7 +23,8 @@ from webhook.config import Config
 from webhook.policy import ClusterFacts
 from webhook.server_state import STATE, ServerState
 
-MAX_BODY: Final = 3 * 1024 * 1024
+FACTS_BACKSTOP_SECONDS: Final = 1.0
+T = TypeVar("T")
 
 # The server's records all carry logger "webhook.server", whichever module writes them.
 log = logging.getLogger("webhook.server")
@@ -44,7 +45,9 @@ async def _facts(
         return None
     timeout = config.kube.timeout_seconds
     try:
-        async with asyncio.timeout(timeout):
+        # The provider keeps to the budget itself and answers with what it knows; this is the
+        # backstop for one that does not (later, so the two never race).
+        async with asyncio.timeout(timeout + FACTS_BACKSTOP_SECONDS):
             return await provider.facts(obj, namespace=namespace, config=config)
     except TimeoutError:
         state.metrics.errors.labels("facts_timeout").inc()
@@ -55,9 +58,34 @@ async def _facts(
         return ClusterFacts(unavailable=f"cluster lookup failed ({type(exc).__name__})")
 
 
+async def _off_loop(state: ServerState, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` on the review thread: a big review (parsing 3 MB, mutating 60,000 env
+    entries takes seconds) never stops the loop that answers `/healthz` and other reviews."""
+    if state.review_thread is None:
+        return work(*args)
+    return await asyncio.get_running_loop().run_in_executor(state.review_thread, work, *args)
+
+
+def _parse(body: bytes) -> review.AdmissionReview:
+    doc = wire.load_json(body)
+    if not isinstance(doc, Mapping):
+        raise review.ReviewError(
+            f"body must be a JSON object (an AdmissionReview), got {type(doc).__name__}"
+        )
+    return review.parse(doc)
+
+
+def _respond(
+    parsed: review.AdmissionReview, config: Config, mode: review.Mode, facts: ClusterFacts | None
+) -> tuple[str, review.Outcome]:
+    answer, outcome = review.respond(parsed, config, mode=mode, facts=facts)
+    return wire.dumps(answer), outcome
+
+
 async def _decide(
     state: ServerState, parsed: review.AdmissionReview, mode: review.Mode
-) -> tuple[review.AdmissionReview, review.Outcome]:
+) -> tuple[str, review.Outcome]:
+    """The answer's JSON text and what was decided."""
     config = state.config
     request = parsed["request"]
     facts = None
@@ -70,7 +98,7 @@ async def _decide(
                 metadata.get("namespace") if isinstance(metadata, Mapping) else None
             )
             facts = await _facts(state, obj, namespace=str(namespace or ""), config=config)
-    return review.respond(parsed, config, mode=mode, facts=facts)
+    return await _off_loop(state, _respond, parsed, config, mode, facts)
 
 
 def _typed(request: review.AdmissionRequest) -> dict[str, Any]:
@@ -108,46 +136,93 @@ async def _answer(
             "content_type",
             f"Content-Type must be application/json, not {request.content_type}",
         )
+    limits = state.limits
+    # Every body in memory at once is bounded: reserve what this one may take before reading.
+    reserve = limits.max_body_bytes
+    if request.content_length is not None and "Content-Encoding" not in request.headers:
+        reserve = min(reserve, request.content_length)
+    if state.body_bytes + reserve > limits.max_body_bytes_in_flight:
+        response = _reject(state, 503, "busy", "too many request bodies in progress; retry")
+        response.headers["Retry-After"] = "1"
+        return response
+    state.body_bytes += reserve
     try:
-        body = await request.read()
+        return await _read_and_answer(request, state, mode, started)
+    finally:
+        state.body_bytes -= reserve
+
+
+async def _read_and_answer(
+    request: web.Request, state: ServerState, mode: review.Mode, started: float
+) -> web.Response:
+    limits = state.limits
+    try:
+        async with asyncio.timeout(limits.body_timeout_seconds):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _reject(
-            state, 413, "too_large", f"body is larger than the limit of {MAX_BODY} bytes"
+            state,
+            413,
+            "too_large",
+            f"body is larger than the limit of {limits.max_body_bytes} bytes",
+        )
+    except TimeoutError:
+        return _give_up(
+            request,
+            _reject(
+                state,
+                408,
+                "body_timeout",
+                f"the body did not arrive within {limits.body_timeout_seconds:g}s "
+                f"(Content-Length {request.content_length})",
+            ),
+        )
+    except web.RequestPayloadError as exc:  # bad gzip, a framing error inside the body
+        detail = getattr(exc.__cause__, "message", None) or str(exc)
+        return _give_up(
+            request, _reject(state, 400, "bad_encoding", f"cannot read the body: {detail}")
         )
     except ConnectionError:  # the client went away mid-body; nobody reads this answer
         return _reject(state, 400, "disconnected", "connection lost while reading the body")
     try:
-        doc = wire.load_json(body)
-        if not isinstance(doc, Mapping):
-            raise review.ReviewError(
-                f"body must be a JSON object (an AdmissionReview), got {type(doc).__name__}"
-            )
-        parsed = review.parse(doc)
+        parsed = await _off_loop(state, _parse, body)
     except wire.BadJson as exc:
         return _reject(state, 400, "bad_json", str(exc))
     except review.ReviewError as exc:
         return _reject(state, 400, "bad_review", str(exc))
+    except Exception as exc:  # a bug of ours; the uid is not known yet
+        return _internal_error(state, mode, "", exc)
     uid = parsed["request"]["uid"]
     try:
-        answer, outcome = await _decide(state, parsed, mode)
-        text = wire.dumps(answer)
+        text, outcome = await _decide(state, parsed, mode)
     except Exception as exc:
-        state.metrics.errors.labels("internal").inc()
-        state.metrics.decisions.labels(mode, "error").inc()
-        log.error(
-            "internal error",
-            extra={"fields": {"endpoint": mode, "uid": uid, "error": type(exc).__name__}},
-        )
-        text = wire.dumps(wire.internal_error_review(uid, exc))
-        # HTTP 500 (with the review as body, so the message is readable) makes the API server
-        # apply the webhook's failurePolicy, as for any webhook failure.
-        return web.Response(status=500, text=text, content_type="application/json")
+        return _internal_error(state, mode, uid, exc)
     m = state.metrics
     m.decisions.labels(mode, outcome.decision).inc()
     for rule, action in outcome.rules:
         m.findings.labels(rule, action).inc()
     log.info("review", extra={"fields": _review_fields(mode, outcome, started)})
     return web.Response(text=text, content_type="application/json")
+
+
+def _internal_error(state: ServerState, mode: str, uid: str, exc: Exception) -> web.Response:
+    state.metrics.errors.labels("internal").inc()
+    state.metrics.decisions.labels(mode, "error").inc()
+    log.error(
+        "internal error",
+        extra={"fields": {"endpoint": mode, "uid": uid, "error": type(exc).__name__}},
+    )
+    text = wire.dumps(wire.internal_error_review(uid, exc))
+    # HTTP 500 (with the review as body, so the message is readable) makes the API server
+    # apply the webhook's failurePolicy, as for any webhook failure.
+    return web.Response(status=500, text=text, content_type="application/json")
+
+
+def _give_up(request: web.Request, response: web.Response) -> web.Response:
+    """Answer, then close without reading the rest of the body: it is late or unreadable."""
+    request.content.feed_eof()  # aiohttp would otherwise drain it (and fail again) before closing
+    response.force_close()
+    return response
 
 
 def _review_fields(mode: str, outcome: review.Outcome, started: float) -> dict[str, Any]:
@@ -228,16 +303,28 @@ def _errors_middleware(routes: str) -> Middleware:
     return errors
 
 
+@web.middleware
+async def _started(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A request's headers are in: the connection's header timer is done."""
+    connections = request.app[STATE].connections
+    if connections is not None:
+        connections.request_started(request.protocol)
+    return await handler(request)
+
+
 def create_app(state: ServerState) -> web.Application:
     """The admission application (`POST /mutate`, `POST /validate`), served over HTTPS. It owns
     the long-lived resources: the facts provider and the certificate and config watchers."""
     app = web.Application(
-        client_max_size=MAX_BODY,
-        middlewares=[_errors_middleware("POST /mutate, POST /validate")],
+        client_max_size=state.limits.max_body_bytes,
+        middlewares=[_started, _errors_middleware("POST /mutate, POST /validate")],
     )
     app[STATE] = state
     app.router.add_post("/mutate", mutate)
     app.router.add_post("/validate", validate)
+    app.cleanup_ctx.append(resources.review_thread)
     app.cleanup_ctx.append(resources.facts_provider)
     app.cleanup_ctx.append(resources.watchers)
     app.cleanup_ctx.append(resources.certificate_manager)

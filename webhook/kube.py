@@ -6,13 +6,15 @@ resourceVersion, never data), in the function namespaces (`--function-namespace`
 cluster-wide when none are given. The key names of a Secret are read (one GET) only when a
 function names that Secret, and again only when its resourceVersion changes; of that read only
 the key names are kept. A Secret or ServiceAccount missing from the cache gets one live read,
-bounded by `webhook.kube.timeoutSeconds`, so one created a moment before its StatefulSet is
-never reported missing.
+all of a review's reads within one budget of `webhook.kube.timeoutSeconds`, so one created a
+moment before its StatefulSet is never reported missing, and an API server that does not
+answer always gives the same facts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -242,9 +244,7 @@ class ClusterFacts:
 
     async def _live_secret(self, namespace: str, name: str) -> frozenset[str] | None:
         try:
-            secret = await self._core.read_namespaced_secret(
-                name, namespace, _request_timeout=self._timeout
-            )
+            secret = await self._core.read_namespaced_secret(name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -259,9 +259,7 @@ class ClusterFacts:
 
     async def _live_service_account(self, namespace: str, name: str) -> bool:
         try:
-            await self._core.read_namespaced_service_account(
-                name, namespace, _request_timeout=self._timeout
-            )
+            await self._core.read_namespaced_service_account(name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return False
@@ -272,12 +270,14 @@ class ClusterFacts:
         return True
 
     async def facts(self, obj: Any, *, namespace: str, config: Config) -> policy.ClusterFacts:
+        """What the caches know, plus live reads for cache misses, all within one `Budget`."""
         refs, cas = policy.needed_secrets(obj, config)
+        budget = Budget(config.kube.timeout_seconds)
         found: dict[str, frozenset[str] | None] = {}
-        unavailable = None
+        not_watched = None
         watched = self._watched(namespace)
         if watched is None and (refs or cas):
-            unavailable = (
+            not_watched = (
                 f"namespace {namespace} is not a function namespace of this webhook "
                 "(--function-namespace): its Secrets cannot be checked"
             )
@@ -289,28 +289,59 @@ class ClusterFacts:
             if version is not None and cached is not None and cached[0] == version:
                 found[name] = cached[1]
                 continue
-            try:  # a miss: the Secret may be seconds old, or absent; ask once, bounded
-                found[name] = await self._live_secret(namespace, name)
-            except (TimeoutError, KubeError, OSError) as exc:
-                unavailable = str(exc) or type(exc).__name__
-        others = None
-        if self.statefulsets.synced.is_set():
-            others = tuple(s for (ns, _), s in self.statefulsets.store.items() if ns == namespace)
-        else:
-            unavailable = unavailable or "StatefulSet cache not synced yet"
+            # a miss: the Secret may be seconds old, or absent; ask once, within the budget
+            done, keys = await budget.read(
+                f"Secret {namespace}/{name}", functools.partial(self._live_secret, namespace, name)
+            )
+            if done:
+                found[name] = keys
         accounts: dict[str, bool] = {}
         account = policy.named_service_account(obj)
         if account is not None:
             if (namespace, account) in self.service_accounts.store:
                 accounts[account] = True
             else:
-                try:  # a miss: the ServiceAccount may be seconds old, or absent; ask once, bounded
-                    accounts[account] = await self._live_service_account(namespace, account)
-                except (TimeoutError, KubeError, OSError) as exc:
-                    unavailable = str(exc) or type(exc).__name__
+                done, there = await budget.read(
+                    f"ServiceAccount {namespace}/{account}",
+                    functools.partial(self._live_service_account, namespace, account),
+                )
+                if done:
+                    accounts[account] = bool(there)
+        unavailable = budget.failed or not_watched
+        others = None
+        if self.statefulsets.synced.is_set():
+            others = tuple(s for (ns, _), s in self.statefulsets.store.items() if ns == namespace)
+        else:
+            unavailable = unavailable or "StatefulSet cache not synced yet"
         return policy.ClusterFacts(
             secrets=found, statefulsets=others, unavailable=unavailable, service_accounts=accounts
         )
+
+
+class Budget:
+    """One review's live reads share one deadline (`webhook.kube.timeoutSeconds` from the
+    start of the review's lookups); after one fails, no other is made. So an API server that
+    does not answer always gives the same facts, and the same decision."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = asyncio.get_running_loop().time() + seconds
+        self.late = f"API server did not answer within {seconds:g}s"
+        self.failed: str | None = None
+
+    async def read(self, what: str, read: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+        """(True, result) of `read()`, or (False, None) with `failed` saying why."""
+        if self.failed is not None:
+            return False, None
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                return True, await read()
+        except TimeoutError:
+            self.failed = self.late
+        except KubeError as exc:
+            self.failed = str(exc)
+        except Exception as exc:  # the client's own errors: connection refused, reset, ...
+            self.failed = f"reading {what}: {type(exc).__name__}"
+        return False, None
 
 
 async def api_client(kubeconfig: str | None) -> client.ApiClient | None:

@@ -61,6 +61,28 @@ class Metrics:
         self.config_reloads = Counter(
             "pf_webhook_config_reloads", "Config file reloads, by result.", ["result"], registry=r
         )
+        self.open_connections = Gauge(
+            "pf_webhook_open_connections",
+            "Connections open on the HTTPS port (in handshake or established).",
+            registry=r,
+        )
+        self.connections = Counter(
+            "pf_webhook_connections",
+            "HTTPS connection events: handshake_ok, and why a connection was closed by us "
+            "(refused over the cap, handshake_timeout, handshake_failed, header_timeout).",
+            ["event"],
+            registry=r,
+        )
+        self.http_errors = Counter(
+            "pf_webhook_http_errors",
+            "Malformed HTTP requests and connection errors reported by the HTTP layer "
+            "(logged at most once per interval).",
+            ["logger"],
+            registry=r,
+        )
+        for event in ("handshake_ok", "refused", "handshake_timeout", "handshake_failed"):
+            self.connections.labels(event)
+        self.connections.labels("header_timeout")
         for endpoint in ("mutate", "validate"):
             self.latency.labels(endpoint)
             for decision in ("allowed", "patched", "denied", "error"):
@@ -72,6 +94,9 @@ class Metrics:
             "content_type",
             "internal",
             "cert_reload",
+            "body_timeout",
+            "busy",
+            "bad_encoding",
         ):
             self.errors.labels(kind)
         for result in ("ok", "error"):

@@ -1,6 +1,6 @@
 """Shell: the server's long-lived resources, each an aiohttp `cleanup_ctx`.
 
-The facts provider (the cluster client and its caches), and the watchers that reload the
+The review thread, the facts provider (the cluster client and its caches), and the watchers that reload the
 serving certificate and the config file when they change. Shutdown releases exactly what
 started; a config that does not load keeps the previous one.
 """
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,17 @@ log = logging.getLogger("webhook.server")
 def read_config(path: Path) -> Config:
     """The config file, validated; ConfigError when it cannot be used."""
     return configfile.read(path)
+
+
+async def review_thread(app: web.Application) -> AsyncIterator[None]:
+    """The one thread reviews are parsed and decided on (the core is pure: one at a time)."""
+    state = app[STATE]
+    state.review_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pf-webhook-review")
+    try:
+        yield
+    finally:
+        thread, state.review_thread = state.review_thread, None
+        thread.shutdown(wait=True, cancel_futures=True)
 
 
 async def facts_provider(app: web.Application) -> AsyncIterator[None]:

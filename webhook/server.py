@@ -29,7 +29,18 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from webhook import certs, certsecret, facts, handlers, logs, naming, resources, rotation, wire
+from webhook import (
+    certs,
+    certsecret,
+    facts,
+    handlers,
+    listener,
+    logs,
+    naming,
+    resources,
+    rotation,
+    wire,
+)
 from webhook.config import Config, ConfigError
 from webhook.managed_certs import Settings as ManagedSettings
 from webhook.metrics import Metrics
@@ -238,6 +249,7 @@ async def _finish_in_flight(runner: web.AppRunner, state: ServerState) -> None:
 async def serve(config: Config, options: ServeOptions, *, facts_factory: facts.FactsFactory) -> int:
     metrics = Metrics()
     tls = _prepare_certs(config, metrics, managed=options.managed is not None)
+    limits = config.server.limits
     state = ServerState(
         metrics=metrics,
         managed=options.managed,
@@ -246,9 +258,17 @@ async def serve(config: Config, options: ServeOptions, *, facts_factory: facts.F
         overrides=options.overrides,
         tls=tls,
         facts_factory=facts_factory,
+        limits=limits,
     )
-    admission = web.AppRunner(handlers.create_app(state), access_log=None, shutdown_timeout=2.0)
-    ops = web.AppRunner(handlers.create_ops_app(state), access_log=None, shutdown_timeout=1.0)
+    state.connections = listener.Connections(limits, state.metrics)
+    logs.throttle_http_errors(state.metrics.http_errors)
+    http_options = listener.runner_options(limits)
+    admission = web.AppRunner(
+        handlers.create_app(state), access_log=None, shutdown_timeout=2.0, **http_options
+    )
+    ops = web.AppRunner(
+        handlers.create_ops_app(state), access_log=None, shutdown_timeout=1.0, **http_options
+    )
     loop = asyncio.get_running_loop()
     stop, hurry = asyncio.Event(), asyncio.Event()
 
@@ -262,7 +282,13 @@ async def serve(config: Config, options: ServeOptions, *, facts_factory: facts.F
             raise StartupError(f"cluster client: {reason(exc)}") from None
         await ops.setup()
         sites = (
-            web.TCPSite(admission, options.host, config.server.port, ssl_context=tls.context),
+            listener.BoundedTLSSite(
+                admission,
+                options.host,
+                config.server.port,
+                ssl_context=tls.context,
+                connections=state.connections,
+            ),
             web.TCPSite(ops, options.host, config.server.metrics_port),
         )
         for site, port in zip(sites, (config.server.port, config.server.metrics_port), strict=True):

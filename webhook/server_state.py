@@ -7,14 +7,16 @@ readiness, metrics and reloads agree.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from aiohttp import web
 
-from webhook.config import Config
+from webhook.config import Config, ConnectionLimits
 from webhook.facts import FactsFactory, FactsProvider, no_cluster
+from webhook.listener import Connections
 from webhook.managed_certs import Settings as ManagedSettings
 from webhook.metrics import Metrics
 from webhook.tls import ServingCerts
@@ -36,6 +38,11 @@ class ServerState:
     managed: ManagedSettings | None = None  # --manage-certs
     shutting_down: bool = False
     in_flight: int = 0
+    # the limits the listener started with (changing them needs a restart)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    connections: Connections | None = None
+    body_bytes: int = 0  # reserved by the request bodies being read or reviewed
+    review_thread: ThreadPoolExecutor | None = None
 
     def not_ready(self) -> list[str]:
         reasons = []

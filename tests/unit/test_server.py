@@ -469,6 +469,47 @@ async def test_a_slow_cluster_is_reported_as_unavailable_within_the_timeout(
     assert "API server did not answer within 0.05s" in everything
 
 
+async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
+    aiohttp_client: ClientFactory,
+) -> None:
+    """The real cluster client against a TCP peer that accepts and never answers: every
+    review needing a live Secret read gets the same decision, within one budget."""
+    from kubernetes_asyncio import client as k8s
+
+    from webhook import kube
+
+    silent: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)
+
+    peer = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = peer.sockets[0].getsockname()[1]
+    api = k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{port}"))
+    provider = kube.ClusterFacts(api, timeout=0.2)
+    for reflector in (*provider.secret_meta.values(), provider.statefulsets):
+        reflector.synced.set()  # as after the first list; the watches are not started
+    config = loads("webhook: {kube: {timeoutSeconds: 0.2}, secrets: {verify: warn}}")
+    try:
+        client = await aiohttp_client(handlers.create_app(state_with(provider, config=config)))
+        obj = statefulset(secrets={"DB_PASSWORD": {"path": "db-creds", "key": "password"}})
+        answers = [
+            (await post_review(client, "/validate", admission_review(obj)))["response"]
+            for _ in range(5)
+        ]
+    finally:
+        await api.close()
+        for writer in silent:
+            writer.close()
+        peer.close()
+    assert all(a == answers[0] for a in answers), answers
+    assert answers[0]["allowed"] is True  # secrets.verify: warn
+    assert any(
+        "could not check Secret db-creds: API server did not answer within 0.2s" in w
+        for w in answers[0]["warnings"]
+    )
+
+
 async def test_the_provider_is_closed_on_cleanup(aiohttp_client: ClientFactory) -> None:
     provider = FakeProvider()
     state = state_with(provider)
