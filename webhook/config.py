@@ -161,14 +161,16 @@ class PodPolicy:
 @dataclass(frozen=True)
 class ConnectionLimits:
     """What one network peer can hold on the HTTPS port before any authentication
-    (`webhook.server.limits`). The API server keeps idle connections to a webhook for 90 s, so
-    the idle timeout is shorter: we close first, between requests, never under one."""
+    (`webhook.server.limits`). The API server's client drops its idle connections after 90 s
+    (Go's `IdleConnTimeout`); our idle timeout is longer, so the client always closes first. A
+    server closing a pooled connection races the client's next request on it, and Go does not
+    retry a POST whose write failed (seen as `write: broken pipe` under load)."""
 
     max_connections: int = 1000
     handshake_timeout_seconds: float = 5.0
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 10.0
-    idle_timeout_seconds: float = 60.0
+    idle_timeout_seconds: float = 120.0
     max_header_bytes: int = 8190
     max_body_bytes: int = 3 * 1024 * 1024
     max_body_bytes_in_flight: int = 32 * 1024 * 1024

@@ -184,14 +184,25 @@ class Balancer:
         with contextlib.suppress(OSError):
             b.shutdown(socket.SHUT_WR)
 
-    def drop_idle(self) -> None:
-        """Close every connection, as a server closing idle keep-alive connections does; call
+    def drop_idle(self, deadline: float = 10.0) -> None:
+        """End every connection, as a server closing idle keep-alive connections does; call
         only when no request is in flight. The API server's client then opens a new one (a new
-        TLS handshake) for its next call."""
+        TLS handshake) for its next call.
+
+        Only our sending side is shut, and this returns once the API server has closed each of
+        them in turn (its reader saw the end and took the connection out of its pool). Closing
+        both ways and returning at once raced the API server's next request on a connection it
+        had not yet seen closed: a `write: broken pipe` that no real rotation causes."""
         with self._lock:
-            for sock in self._open:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            dropped = set(self._open)
+        for sock in dropped:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+        wait_for(lambda: not (dropped & self.open()), deadline, "the API server to drop them")
+
+    def open(self) -> set[socket.socket]:
+        with self._lock:
+            return set(self._open)
 
     def close(self) -> None:
         self._stop = True
