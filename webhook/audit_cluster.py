@@ -320,8 +320,11 @@ def _worker_ca_secrets(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def summarize_workload(obj: dict[str, Any], config: Config) -> FunctionRow:
-    """One function workload (a plain-dict StatefulSet) as a report row."""
+def summarize_workload(
+    obj: dict[str, Any], config: Config, facts: policy.ClusterFacts | None = None
+) -> FunctionRow:
+    """One function workload (a plain-dict StatefulSet) as a report row; with ``facts`` (what
+    the cluster says) its findings are the whole policy's, the cluster-backed rules included."""
     metadata = obj.get("metadata") or {}
     namespace = str(metadata.get("namespace") or "default")
     pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
@@ -343,7 +346,7 @@ def summarize_workload(obj: dict[str, Any], config: Config) -> FunctionRow:
     except (KeyError, TypeError, AttributeError):
         role = f"system:serviceaccount:{namespace}:{account}"
     cas = [*tokens.ca_secrets(pod), *_worker_ca_secrets(pod)]
-    result = policy.validate(obj, config, namespace=namespace)
+    result = policy.validate(obj, config, facts=facts, namespace=namespace)
     findings: list[dict[str, str]] = []
     if result.refusal:
         findings.append({"rule": "object", "action": "deny", "path": "", "message": result.refusal})

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from webhook import audit_api, audit_broker, audit_jwt, broker_config, workload
+from webhook import audit_api, audit_broker, audit_jwt, broker_config, policy, workload
 from webhook.audit_cluster import (
     DEFAULT_WARN_DAYS,
     FunctionRow,
@@ -26,6 +26,7 @@ from webhook.audit_cluster import (
     summarize_pod,
     summarize_workload,
 )
+from webhook.audit_facts import AuditLookups, statefulset_summary
 from webhook.config import Config
 
 LIST_PAGE = 500
@@ -223,13 +224,26 @@ async def scan_cluster(
     api = await audit_api.client(kubeconfig)
     async with api:
         host = str(getattr(api.configuration, "host", "?"))
+        # the selector-collision check needs every StatefulSet of a namespace: a first pass
+        # keeps only their names and labels, the second runs the policy on each function
+        others: dict[str, list[policy.OtherStatefulSet]] = {}
+        async for page in _pages(api, host, "StatefulSet", namespace):
+            for obj in page:
+                ns = str((obj.get("metadata") or {}).get("namespace") or "default")
+                others.setdefault(ns, []).append(statefulset_summary(obj))
+        lookups = AuditLookups(api, host)
         rows: list[FunctionRow] = []
         scanned = 0
         async for page in _pages(api, host, "StatefulSet", namespace):
             scanned += len(page)
-            rows += [
-                summarize_workload(o, config) for o in page if workload.is_function_workload(o)
-            ]
+            for obj in page:
+                if not workload.is_function_workload(obj):
+                    continue
+                ns = str((obj.get("metadata") or {}).get("namespace") or "default")
+                facts = await lookups.facts(
+                    obj, namespace=ns, config=config, others=tuple(others.get(ns, ()))
+                )
+                rows.append(summarize_workload(obj, config, facts))
         in_namespace: dict[str, list[FunctionRow]] = {}
         for row in rows:
             in_namespace.setdefault(row.namespace, []).append(row)

@@ -20,7 +20,7 @@ from controlplane import ControlPlane
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests import worker
-from webhook import cli
+from webhook import cli, configfile, mutation
 
 TOKEN_NS = "e2e-audit"
 CLUSTER_NS = "e2e-audit-cluster"
@@ -666,3 +666,80 @@ def test_no_log_line_contains_a_token(
         assert text, f"{log.name} is empty"
         leaked = any(_leaks(text, token) for token in tokens)
         assert not leaked, f"a token is in {log.name}"
+
+
+# --- audit cluster: the cluster-backed rules, as the validating webhook decides them ---------------
+
+FACTS_NS = "e2e-audit-facts"
+SECRET_VALUE = "s3cr3t-db-value"  # must never be printed
+
+
+def _stored_as_admitted(sts: dict[str, Any]) -> dict[str, Any]:
+    """The StatefulSet as the mutating webhook would have stored it (the CA Secret moved into the
+    token volume), with the default configuration `audit cluster` uses too."""
+    return mutation.mutate(sts, configfile.read(None), namespace=FACTS_NS).obj
+
+
+def _facts_function(name: str, *, account: str, secret: str, ca: str) -> dict[str, Any]:
+    sts = worker.statefulset(
+        k8s_namespace=FACTS_NS,
+        namespace="facts",
+        name=name,
+        auth="sa-token",
+        audience="pulsar",
+        expiration=3600,
+        ca_secret=ca,
+        secrets={"DB_PASSWORD": {"path": secret, "key": "password"}},
+    )
+    sts["spec"]["template"]["spec"]["serviceAccountName"] = account
+    return _stored_as_admitted(sts)
+
+
+def test_cluster_reports_the_cluster_backed_rules(
+    control_plane: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    installed = control_plane.kubectl(
+        "get", "mutatingwebhookconfigurations,validatingwebhookconfigurations", "-o", "name"
+    ).split()
+    if installed:
+        pytest.fail(f"admission webhook configurations are still installed: {installed}")
+    _ensure_namespace(control_plane, FACTS_NS)
+    value = base64.b64encode(SECRET_VALUE.encode()).decode()
+    secret = {"apiVersion": "v1", "kind": "Secret"}
+    items: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "fn-real"}},
+        # the lacking function's Secret exists but has another key than the one it needs
+        {**secret, "metadata": {"name": "db-partial"}, "data": {"user": value}},
+        {**secret, "metadata": {"name": "db-full"}, "data": {"password": value}},
+        {**secret, "metadata": {"name": "broker-ca"}, "data": {"ca.crt": value}},
+        _facts_function("lacking", account="fn-nobody", secret="db-partial", ca="no-such-ca"),
+        _facts_function("complete", account="fn-real", secret="db-full", ca="broker-ca"),
+    ]
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    control_plane.kubectl("create", "-n", FACTS_NS, "-f", str(path))
+
+    argv = ("audit", "cluster", "--kubeconfig", str(control_plane.kubeconfig), "-n", FACTS_NS)
+    run = _run(capsys, *argv, "-o", "json")
+    assert SECRET_VALUE not in run.out + run.err and value not in run.out + run.err
+    assert run.code == 1, run.out + run.err  # the lacking function would be denied
+    functions = {f["function"]["name"]: f for f in run.json()["functions"]}
+    assert set(functions) == {"lacking", "complete"}
+    assert functions["complete"]["findings"] == []
+    lacking = {(f["rule"], f["action"]): f["message"] for f in functions["lacking"]["findings"]}
+    assert set(lacking) == {  # each with its default outcome, as /validate decides it
+        ("tokens/service-account", "deny"),
+        ("secrets/exists", "warn"),
+        ("tokens/ca-secret", "deny"),
+    }, lacking
+    assert "ServiceAccount fn-nobody does not exist" in lacking[("tokens/service-account", "deny")]
+    assert lacking[("secrets/exists", "warn")] == "Secret db-partial has no key 'password'"
+    assert "CA Secret no-such-ca does not exist" in lacking[("tokens/ca-secret", "deny")]
+
+    table = _run(capsys, *argv)
+    assert SECRET_VALUE not in table.out + table.err and value not in table.out + table.err
+    assert table.code == 1, table.err
+    for rule in ("tokens/service-account", "secrets/exists", "tokens/ca-secret"):
+        assert rule in table.out
+    # the key the lacking Secret does have is not the auditor's to show either
+    assert "'user'" not in table.out
