@@ -695,9 +695,10 @@ def _facts_function(name: str, *, account: str, secret: str, ca: str) -> dict[st
     return _stored_as_admitted(sts)
 
 
-def test_cluster_reports_the_cluster_backed_rules(
-    control_plane: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture(scope="module")
+def facts_fleet(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A function lacking its ServiceAccount, a Secret key and its CA Secret, and a complete
+    one, stored as admitted (no webhook installed). Returns the Secrets' base64 value."""
     installed = control_plane.kubectl(
         "get", "mutatingwebhookconfigurations,validatingwebhookconfigurations", "-o", "name"
     ).split()
@@ -715,10 +716,16 @@ def test_cluster_reports_the_cluster_backed_rules(
         _facts_function("lacking", account="fn-nobody", secret="db-partial", ca="no-such-ca"),
         _facts_function("complete", account="fn-real", secret="db-full", ca="broker-ca"),
     ]
-    path = tmp_path / "facts.json"
+    path = tmp_path_factory.mktemp("facts") / "facts.json"
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     control_plane.kubectl("create", "-n", FACTS_NS, "-f", str(path))
+    return value
 
+
+def test_cluster_reports_the_cluster_backed_rules(
+    control_plane: ControlPlane, facts_fleet: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value = facts_fleet
     argv = ("audit", "cluster", "--kubeconfig", str(control_plane.kubeconfig), "-n", FACTS_NS)
     run = _run(capsys, *argv, "-o", "json")
     assert SECRET_VALUE not in run.out + run.err and value not in run.out + run.err
@@ -743,3 +750,68 @@ def test_cluster_reports_the_cluster_backed_rules(
         assert rule in table.out
     # the key the lacking Secret does have is not the auditor's to show either
     assert "'user'" not in table.out
+
+
+def test_cluster_says_which_rules_the_auditor_could_not_check(
+    control_plane: ControlPlane,
+    facts_fleet: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An auditor who may list StatefulSets and pods but not read Secrets or ServiceAccounts
+    gets findings saying the cluster-backed rules could not be checked, and why: no silent pass."""
+    rbac = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "lister"}},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "lister"},
+                "rules": [
+                    {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["list"]},
+                    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "lister"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "lister",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "lister", "namespace": FACTS_NS}],
+            },
+        ],
+    }
+    path = tmp_path / "lister.json"
+    path.write_text(json.dumps(rbac))
+    control_plane.kubectl("create", "-n", FACTS_NS, "-f", str(path))
+    token = Hidden(
+        control_plane.kubectl(
+            "create", "token", "lister", "-n", FACTS_NS, "--duration", "10m"
+        ).strip()
+    )
+    admin = json.loads(control_plane.kubeconfig.read_text())
+    admin["users"] = [{"name": "lister", "user": {"token": token}}]
+    admin["contexts"] = [{"name": "e2e", "context": {"cluster": "e2e", "user": "lister"}}]
+    kubeconfig = tmp_path / "lister.kubeconfig"
+    kubeconfig.write_text(json.dumps(admin))
+    kubeconfig.chmod(0o600)
+
+    run = _run(
+        capsys,
+        *("audit", "cluster", "--kubeconfig", str(kubeconfig), "-n", FACTS_NS, "-o", "json"),
+        token=token,
+    )
+    assert facts_fleet not in run.out + run.err
+    assert run.code == 1, run.out + run.err
+    for fn in run.json()["functions"]:
+        findings = {f["rule"]: f["message"] for f in fn["findings"]}
+        assert set(findings) == {"secrets/exists", "tokens/ca-secret", "tokens/service-account"}
+        for message in findings.values():
+            assert message.startswith("could not check "), message
+            assert "forbidden (403)" in message, message
