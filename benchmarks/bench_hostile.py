@@ -106,7 +106,7 @@ async def run(idle: int, silent: int, with_client_ca: bool) -> None:
             f"{https}/mutate",
             str(tmp / "certs" / "ca.crt"),
             *(
-                (str(tmp / "client" / "tls.crt"), str(tmp / "client" / "tls.key"))
+                (str(tmp / "client" / "client.crt"), str(tmp / "client" / "client.key"))
                 if client_ca
                 else ()
             ),
