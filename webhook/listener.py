@@ -3,9 +3,15 @@ authentication.
 
 Per connection: a TLS handshake timeout (a peer that never sends a ClientHello is closed), a
 header timeout from the handshake to the first request's headers, a 16 KiB TLS read buffer
-(asyncio allocates 256 KiB per connection at accept), and a cap on open connections: one over
-the cap is closed at accept, before any TLS work. The body and idle timeouts, header and body
-sizes are aiohttp's and `webhook.handlers`' (see `runner_options`).
+(asyncio allocates 256 KiB per connection at accept), and a cap on open connections. At the
+cap, a new connection takes the place of one that is doing nothing: first the oldest that has
+never sent a request (a peer still in its handshake or holding back its headers), else the one
+idle the longest since its last request (a kept-alive connection the API server has not used
+for a while); a connection with a request in progress is never closed for it. Only when every
+connection is busy is the new one closed at accept, before any TLS work. So a peer filling the
+cap with idle connections cannot lock out the API server, whose connections carry requests.
+The body and idle timeouts, header and body sizes are aiohttp's and `webhook.handlers`' (see
+`runner_options`).
 """
 
 from __future__ import annotations
@@ -68,12 +74,41 @@ class Connections:
         self.open = 0
         self._trim: asyncio.TimerHandle | None = None
         self._header_timers: dict[RequestHandler, asyncio.TimerHandle] = {}
+        # eviction candidates, oldest first: never sent a request / by their last request
+        self._fresh: dict[RequestHandler, _TLSConnection] = {}
+        self._served: dict[RequestHandler, _TLSConnection] = {}
 
     def request_started(self, handler: object) -> None:
-        """A request's headers arrived on this connection: its header timer is done."""
+        """A request's headers arrived on this connection: its header timer is done, and it is
+        now the most recently used."""
         timer = self._header_timers.pop(handler, None)  # type: ignore[call-overload]
         if timer is not None:
             timer.cancel()
+        connection = self._fresh.pop(handler, None) or self._served.pop(handler, None)  # type: ignore[call-overload]
+        if connection is not None:
+            self._served[cast(RequestHandler, handler)] = connection
+
+    def accepted(self, connection: _TLSConnection) -> None:
+        self.open += 1
+        self.metrics.open_connections.set(self.open)
+        self._fresh[connection._pf_handler] = connection
+
+    def forget(self, handler: RequestHandler) -> None:
+        self._fresh.pop(handler, None)
+        self._served.pop(handler, None)
+
+    def make_room(self) -> bool:
+        """At the cap: close the connection the peer least needs (see the module's docstring).
+        False when every connection has a request in progress."""
+        for candidates in (self._fresh, self._served):
+            for handler, connection in candidates.items():
+                if handler._request_in_progress or handler._messages:  # aiohttp's own state
+                    continue
+                del candidates[handler]
+                self._closed("evicted")
+                connection._pf_evict()
+                return True
+        return False
 
     def lost(self) -> None:
         """A counted connection closed; its memory goes back to the system soon after."""
@@ -128,13 +163,27 @@ class _TLSConnection(sslproto.SSLProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._pf_raw = cast(asyncio.Transport, transport)
         super().connection_made(transport)
+        if self._pf_lost:  # evicted between accept and here
+            self._pf_raw.abort()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if not self._pf_lost:
             self._pf_lost = True
             self._pf_connections.lost()
             self._pf_connections.request_started(self._pf_handler)
+            self._pf_connections.forget(self._pf_handler)
         super().connection_lost(exc)
+
+    def _pf_evict(self) -> None:
+        """Closed to make room for a new connection: counted as closed at once, so the cap
+        holds while the transport's own close is still under way."""
+        if not self._pf_lost:
+            self._pf_lost = True
+            self._pf_connections.lost()
+            self._pf_connections.request_started(self._pf_handler)
+            self._pf_connections.forget(self._pf_handler)
+        if self._pf_raw is not None:
+            self._pf_raw.abort()
 
     def _pf_handshake_done(self, waiter: asyncio.Future[None]) -> None:
         connections = self._pf_connections
@@ -184,12 +233,12 @@ class BoundedTLSSite(web.TCPSite):
         cap = connections.limits.max_connections
 
         def accept() -> asyncio.BaseProtocol:
-            if connections.open >= cap:
+            if connections.open >= cap and not connections.make_room():
                 connections._closed("refused")
                 return _Refused()
-            connections.open += 1
-            connections.metrics.open_connections.set(connections.open)
-            return _TLSConnection(loop, server(), context, connections)
+            connection = _TLSConnection(loop, server(), context, connections)
+            connections.accepted(connection)
+            return connection
 
         self._server = await loop.create_server(accept, self._host, self._port, backlog=128)
         sockets = self._server.sockets

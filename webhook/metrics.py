@@ -69,7 +69,8 @@ class Metrics:
         self.connections = Counter(
             "pf_webhook_connections",
             "HTTPS connection events: handshake_ok, and why a connection was closed by us "
-            "(refused over the cap, handshake_timeout, handshake_failed, header_timeout).",
+            "(evicted: an idle one replaced at the cap; refused: over the cap with every connection "
+            "busy; handshake_timeout, handshake_failed, header_timeout).",
             ["event"],
             registry=r,
         )
@@ -80,9 +81,15 @@ class Metrics:
             ["logger"],
             registry=r,
         )
-        for event in ("handshake_ok", "refused", "handshake_timeout", "handshake_failed"):
+        for event in (
+            "handshake_ok",
+            "evicted",
+            "refused",
+            "handshake_timeout",
+            "handshake_failed",
+            "header_timeout",
+        ):
             self.connections.labels(event)
-        self.connections.labels("header_timeout")
         for endpoint in ("mutate", "validate"):
             self.latency.labels(endpoint)
             for decision in ("allowed", "patched", "denied", "error"):

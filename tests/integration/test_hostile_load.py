@@ -194,28 +194,30 @@ def test_idle_and_silent_connections_are_bounded_and_closed_at_their_timeouts(
     assert "Traceback" not in served.logs()
 
 
-def test_connections_over_the_cap_are_closed_at_once_and_counted(
+def test_at_the_cap_new_connections_replace_idle_ones_and_reviews_still_get_through(
     serve: ServeFactory, pki: Pki
 ) -> None:
     served = serve(config=limits(maxConnections=20, handshakeTimeoutSeconds=60))
     host, port = address(served)
 
-    async def scenario() -> tuple[list[Peer], list[Peer], float, int]:
-        held, _ = await open_peers(host, port, 20, tls=None)
-        # wait until the server counts all 20 (accept is asynchronous)
+    async def counted(at_least: int) -> None:  # accept is asynchronous
         deadline = time.monotonic() + SLACK
-        while await metric(served, "pf_webhook_open_connections") < 20:
+        while await metric(served, "pf_webhook_open_connections") < at_least:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
+
+    async def scenario() -> tuple[list[Peer], list[Peer], list[Peer], float, float, int, float]:
+        held, _ = await open_peers(host, port, 20, tls=None)  # the cap, all doing nothing
+        await counted(20)
         over, _ = await open_peers(host, port, 5, tls=None)
-        async with asyncio.timeout(SLACK):  # far under the 60 s handshake timeout
-            await asyncio.gather(*(p.wait_closed_by_server() for p in over))
-        refused = await metric(served, "pf_webhook_connections_total", event="refused")
-        await asyncio.gather(*(peer.close() for peer in held))
-        deadline = time.monotonic() + SLACK
-        while await metric(served, "pf_webhook_open_connections") > 0:
+        closing = [asyncio.create_task(p.wait_closed_by_server()) for p in held + over]
+        deadline = time.monotonic() + SLACK  # far under the 60 s handshake timeout
+        while sum(p.closed is not None for p in held + over) < 5:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
+        evicted = await metric(served, "pf_webhook_connections_total", event="evicted")
+        refused = await metric(served, "pf_webhook_connections_total", event="refused")
+        # still at the cap, with nothing but idle connections: a review gets through
         async with (
             aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=pki.client_context())
@@ -223,12 +225,54 @@ def test_connections_over_the_cap_are_closed_at_once_and_counted(
             session.post(f"{served.https}/mutate", json=review()) as response,
         ):
             status = response.status
-        return held, over, refused, status
+        open_now = await metric(served, "pf_webhook_open_connections")
+        for task in closing:
+            task.cancel()
+        await asyncio.gather(*closing, return_exceptions=True)
+        await asyncio.gather(*(peer.close() for peer in held + over))
+        return held, over, [p for p in held + over if p.closed], evicted, refused, status, open_now
 
-    _held, over, refused, status = asyncio.run(scenario())
-    assert all(p.closed is not None for p in over)
-    assert refused == 5
-    assert status == 200  # room again once the held connections are gone
+    held, _over, closed, evicted, refused, status, open_now = asyncio.run(scenario())
+    assert evicted >= 5 and refused == 0
+    assert len(closed) >= 5
+    assert all(p in held for p in closed)  # the newcomers took the idle ones' places
+    assert status == 200
+    assert open_now <= 20  # the cap still holds
+
+
+def test_a_connection_with_a_request_in_progress_is_never_replaced(
+    serve: ServeFactory, pki: Pki
+) -> None:
+    served = serve(config=limits(maxConnections=1, bodyTimeoutSeconds=30))
+    host, port = address(served)
+    head = b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+    async def scenario() -> tuple[float, float, bool, bool]:
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=pki.client_context(), server_hostname="localhost"
+        )
+        writer.write(head + b"Content-Length: 1000\r\n\r\n{")  # the body never completes
+        await writer.drain()
+        deadline = time.monotonic() + SLACK  # the review's handler is now waiting for the body
+        while await metric(served, "pf_webhook_open_connections") < 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0)
+        (newcomer,), _ = await open_peers(host, port, 1, tls=None)
+        async with asyncio.timeout(SLACK):
+            await newcomer.wait_closed_by_server()
+        refused = await metric(served, "pf_webhook_connections_total", event="refused")
+        evicted = await metric(served, "pf_webhook_connections_total", event="evicted")
+        busy_alive = not reader.at_eof()
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+            async with asyncio.timeout(5):
+                await writer.wait_closed()
+        return refused, evicted, busy_alive, newcomer.closed is not None
+
+    refused, evicted, busy_alive, newcomer_closed = asyncio.run(scenario())
+    assert (refused, evicted) == (1, 0)
+    assert newcomer_closed and busy_alive
 
 
 # ------------------------------------------------------------------------- slow and bad input
