@@ -91,7 +91,9 @@ def _script(details: dict[str, Any], runtime: Runtime, auth: Auth, ca: bool, sec
         f" --instance_id $SHARD_ID --function_id 3c6a4b1e-0f1d-4c8a-9d61-2f7c1e0b9a42 --function_version 0"
         f" --function_details '{details_json}' --pulsar_serviceurl pulsar://pulsar-broker:6650"
         f"{auth_flags} --max_buffered_tuples 1024 --port 9093 --metrics_port 9094"
-        " --expected_healthcheck_interval -1"
+        # Pulsar 4.0.7 writes the Java-only flag here (tests/pulsar-fixtures)
+        + (" --pending_async_requests 1000" if runtime == "JAVA" else "")
+        + " --expected_healthcheck_interval -1"
     )
     if secrets and runtime in ("JAVA", "PYTHON"):
         provider = (
@@ -119,7 +121,7 @@ def _script(details: dict[str, Any], runtime: Runtime, auth: Auth, ca: bool, sec
             "--add-opens java.base/jdk.internal.misc=ALL-UNNAMED "
             f"--add-opens java.base/java.util.zip=ALL-UNNAMED{xmx} "
             "org.apache.pulsar.functions.instance.JavaInstanceMain --jar /pulsar/api-examples.jar"
-            f"{tail} --pending_async_requests 1000 --nar_extraction_directory /tmp/pulsar-nar"
+            f"{tail} --nar_extraction_directory /tmp/pulsar-nar"
         )
     if runtime == "PYTHON":
         return head + (

@@ -606,11 +606,11 @@ def test_a_comment_after_a_semicolon_ends_the_instance_and_the_edit_stops_there(
     script = PLAIN_JAVA.replace("--cluster_name standalone", "--cluster_name a;#x $(touch $PWN)")
     edited = command.set_flag(script, "--cluster_name", "b")
     assert edited.endswith(
-        " --cluster_name b;#x $(touch $PWN) --pending_async_requests 1000 --nar_extraction_directory /tmp/pulsar-nar"
+        " --cluster_name b;#x $(touch $PWN) --nar_extraction_directory /tmp/pulsar-nar"
     )
     appended = command.set_flag(script, "--client_auth_plugin", "p")
     assert appended.endswith(
-        " --cluster_name a --client_auth_plugin p;#x $(touch $PWN) --pending_async_requests 1000 --nar_extraction_directory /tmp/pulsar-nar"
+        " --cluster_name a --client_auth_plugin p;#x $(touch $PWN) --nar_extraction_directory /tmp/pulsar-nar"
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests import pulsar_cases
+from tests import pulsar_cases, worker
 from webhook import cli, command, config, mutation, naming, policy, workload
 from webhook.config import Config, Resources
 
@@ -294,3 +294,29 @@ def test_with_cluster_facts_the_service_must_select_its_own_statefulsets_pods_on
         ).decisions
     ]
     assert lines and "selects the pods of StatefulSet pf-public-default-twin too" in lines[0]
+
+
+def _instance_flags(sts: dict[str, Any]) -> list[str]:
+    """The instance's own flag names in order (values dropped), as the script writes them."""
+    script = sts["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    instance = script.split(" exec ", 1)[1]
+    return [word for word in instance.split() if word.startswith("--")]
+
+
+@pytest.mark.parametrize(
+    ("case_id", "runtime"),
+    [("java-auth-disabled", "JAVA"), ("python-secrets", "PYTHON")],
+)
+def test_the_hand_written_worker_model_writes_the_flags_pulsar_writes_in_its_order(
+    case_id: str, runtime: worker.Runtime
+) -> None:
+    """tests/worker.py builds most unit tests' objects; it must not drift from Pulsar's output."""
+    real = pulsar_cases.load_fixture(case_id)["statefulset"]
+    auth: worker.Auth = "none" if case_id == "java-auth-disabled" else "sa-token"
+    model = worker.statefulset(
+        runtime=runtime,
+        auth=auth,
+        ca_secret="pulsar-ca" if auth != "none" else None,
+        secrets={"DB_PASSWORD": {"path": "db-creds", "key": "password"}},
+    )
+    assert _instance_flags(model) == _instance_flags(real)
