@@ -238,7 +238,7 @@ def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> li
     author sees where, before the mutation (podspec judges what else the template carries)."""
     findings = []
     cluster = config.cluster_options
-    labels = naming.key_matcher(config.pod.denied_label_keys)
+    labels = config.pod.denied_label_matcher
     for key, value in options.extra_labels.items():
         if (
             labels is None
@@ -257,7 +257,7 @@ def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> li
                 "a Service or NetworkPolicy selecting it would pick up this function's pods",
             )
         )
-    annotations = naming.key_matcher(config.pod.denied_annotation_keys)
+    annotations = config.pod.denied_annotation_matcher
     for key, value in options.extra_annotations.items():
         if (
             annotations is None

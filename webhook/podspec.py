@@ -79,7 +79,7 @@ def _labels(
     requested: RuntimeOptions | None,
     config: Config,
 ) -> list[Finding]:
-    denied = naming.key_matcher(config.pod.denied_label_keys)
+    denied = config.pod.denied_label_matcher
     if denied is None:
         return []
     asked = requested.extra_labels if requested is not None else {}
@@ -108,7 +108,7 @@ def _annotations(
     requested: RuntimeOptions | None,
     config: Config,
 ) -> list[Finding]:
-    denied = naming.key_matcher(config.pod.denied_annotation_keys)
+    denied = config.pod.denied_annotation_matcher
     if denied is None:
         return []
     asked = requested.extra_annotations if requested is not None else {}
