@@ -598,3 +598,19 @@ def test_no_hostile_value_anywhere_in_the_object_makes_a_review_raise(
     node[path[-1]] = value
     for response in _answers(review_of(obj), cfg):
         assert response["uid"] == "u-1"
+
+
+def test_a_selector_override_denial_with_huge_labels_stays_within_the_message_limit() -> None:
+    """The mutating denial quotes label keys and values the object carries: it is cut to
+    MAX_MESSAGE like every other denial, however many and however long they are."""
+    sts = worker.statefulset()
+    selected = sts["spec"]["selector"]["matchLabels"]
+    assert selected
+    huge = "v" * 100_000
+    sts["spec"]["template"]["metadata"]["labels"].update({key: huge for key in selected})
+    sts["metadata"].setdefault("labels", {}).update({key: huge for key in selected})
+    response = _answers(review_of(sts), config.default_config())[0]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    assert "[customizer/options]" in response["status"]["message"]
+    assert len(response["status"]["message"]) <= review.MAX_MESSAGE
