@@ -614,3 +614,12 @@ def test_a_selector_override_denial_with_huge_labels_stays_within_the_message_li
     assert response["status"]["code"] == 403
     assert "[customizer/options]" in response["status"]["message"]
     assert len(response["status"]["message"]) <= review.MAX_MESSAGE
+
+
+def test_a_service_name_that_is_not_a_dns1035_label_is_a_finding_at_its_path() -> None:
+    sts = worker.statefulset()
+    sts["spec"]["serviceName"] = "9-starts-with-a-digit"
+    decisions = policy.validate(sts, config.default_config()).decisions
+    hits = [d for d in decisions if d.rule == "naming/service-name"]
+    assert [d.path for d in hits] == ["spec.serviceName"]
+    assert "'9-starts-with-a-digit' is not a DNS-1035 label" in hits[0].message
