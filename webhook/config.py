@@ -7,10 +7,12 @@ there is an error naming the key. Every error is one line: `<key path>: <problem
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import yaml
@@ -156,6 +158,23 @@ class PodPolicy:
     denied_label_keys: tuple[str, ...] = DEFAULT_DENIED_LABEL_KEYS
     denied_annotation_keys: tuple[str, ...] = DEFAULT_DENIED_ANNOTATION_KEYS
     allowed_host_paths: tuple[str, ...] = ()
+
+    @cached_property
+    def denied_label_matcher(self) -> re.Pattern[str] | None:
+        """denied_label_keys as one regex, compiled once per configuration."""
+        return _key_matcher(self.denied_label_keys)
+
+    @cached_property
+    def denied_annotation_matcher(self) -> re.Pattern[str] | None:
+        """denied_annotation_keys as one regex, compiled once per configuration."""
+        return _key_matcher(self.denied_annotation_keys)
+
+
+def _key_matcher(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for label/annotation key patterns (`*` matches anything), so each key costs
+    one match whatever the number of patterns; None for no patterns."""
+    parts = [fnmatch.translate(p) for p in patterns]
+    return re.compile("|".join(parts)) if parts else None
 
 
 @dataclass(frozen=True)

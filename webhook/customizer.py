@@ -233,12 +233,28 @@ def check(
 _SELECTOR_KEYS = ("component", "tenant", "namespace", "name")
 
 
+def denied_label_message(key: str) -> str:
+    """Why a label key matching webhook.pod.deniedLabelKeys is refused (here and in podspec)."""
+    return (
+        f"label key {key} is reserved for other workloads' selectors (webhook.pod.deniedLabelKeys): "
+        "a Service or NetworkPolicy selecting it would pick up this function's pods"
+    )
+
+
+def denied_annotation_message(key: str) -> str:
+    """Why an annotation matching webhook.pod.deniedAnnotationKeys is refused."""
+    return (
+        f"annotation {key} changes the pod's security or the webhook's own state "
+        "and may not be set here (webhook.pod.deniedAnnotationKeys)"
+    )
+
+
 def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> list[Finding]:
     """pod/labels and pod/annotations at the option that asks for the key, so the function's
     author sees where, before the mutation (podspec judges what else the template carries)."""
     findings = []
     cluster = config.cluster_options
-    labels = naming.key_matcher(config.pod.denied_label_keys)
+    labels = config.pod.denied_label_matcher
     for key, value in options.extra_labels.items():
         if (
             labels is None
@@ -253,11 +269,10 @@ def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> li
             Finding(
                 "pod/labels",
                 f"{source}.extraLabels.{key}",
-                f"label key {key} is reserved for other workloads' selectors (webhook.pod.deniedLabelKeys): "
-                "a Service or NetworkPolicy selecting it would pick up this function's pods",
+                denied_label_message(key),
             )
         )
-    annotations = naming.key_matcher(config.pod.denied_annotation_keys)
+    annotations = config.pod.denied_annotation_matcher
     for key, value in options.extra_annotations.items():
         if (
             annotations is None
@@ -270,7 +285,7 @@ def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> li
             Finding(
                 "pod/annotations",
                 f"{source}.extraAnnotations.{key}",
-                f"annotation {key} changes the pod's security or the webhook's own state and may not be set here (webhook.pod.deniedAnnotationKeys)",
+                denied_annotation_message(key),
             )
         )
     return findings

@@ -6,12 +6,10 @@ finds pods by the (converted) tenant/namespace/name label values.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import re
 import string
-from collections.abc import Iterable
 from typing import Literal
 
 LabelStyle = Literal["documented", "pulsar-runtime"]
@@ -170,10 +168,3 @@ def service_account_name(template: str, *, tenant: str, namespace: str, name: st
     ).hexdigest()[:SERVICE_ACCOUNT_HASH]
     stem = readable[: MAX_LABEL - 1 - SERVICE_ACCOUNT_HASH].rstrip("-") or "pf"
     return f"{stem}-{digest}"
-
-
-def key_matcher(patterns: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex for label/annotation key patterns (`*` matches anything), so each key costs
-    one match whatever the number of patterns; None for no patterns."""
-    parts = [fnmatch.translate(p) for p in patterns]
-    return re.compile("|".join(parts)) if parts else None

@@ -13,7 +13,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from webhook import naming, tokens
+from webhook import customizer, naming, tokens
 from webhook.config import Config, RuntimeOptions
 from webhook.findings import Finding
 
@@ -79,7 +79,7 @@ def _labels(
     requested: RuntimeOptions | None,
     config: Config,
 ) -> list[Finding]:
-    denied = naming.key_matcher(config.pod.denied_label_keys)
+    denied = config.pod.denied_label_matcher
     if denied is None:
         return []
     asked = requested.extra_labels if requested is not None else {}
@@ -95,8 +95,7 @@ def _labels(
             Finding(
                 "pod/labels",
                 f"{TEMPLATE}.metadata.labels[{key}]",
-                f"label key {key} is reserved for other workloads' selectors (webhook.pod.deniedLabelKeys): "
-                "a Service or NetworkPolicy selecting it would pick up this function's pods",
+                customizer.denied_label_message(key),
             )
         )
     return found
@@ -108,7 +107,7 @@ def _annotations(
     requested: RuntimeOptions | None,
     config: Config,
 ) -> list[Finding]:
-    denied = naming.key_matcher(config.pod.denied_annotation_keys)
+    denied = config.pod.denied_annotation_matcher
     if denied is None:
         return []
     asked = requested.extra_annotations if requested is not None else {}
@@ -123,7 +122,7 @@ def _annotations(
             Finding(
                 "pod/annotations",
                 f"{TEMPLATE}.metadata.annotations[{key}]",
-                f"annotation {key} changes the pod's security or the webhook's own state and may not be set here (webhook.pod.deniedAnnotationKeys)",
+                customizer.denied_annotation_message(key),
             )
         )
     return found

@@ -109,13 +109,7 @@ def validate_service(
     findings = labels.check(obj, config.label_style)
     name = obj["metadata"].get("name")
     if name is not None and not naming.is_dns1035_label(name):
-        findings.append(
-            Finding(
-                "naming/service-name",
-                "metadata.name",
-                f"{name!r} is not a DNS-1035 label (start with a letter; lower-case alphanumerics and '-'; at most 63)",
-            )
-        )
+        findings.append(_service_name_finding("metadata.name", name))
     for override in selector.find(obj):
         source = selector.option_source(override.key, None, config)
         findings.append(Finding(selector.RULE, override.path, selector.message(override, source)))
@@ -265,13 +259,7 @@ def _names(obj: Mapping[str, Any], analysis: Analysis) -> list[Finding]:
         found.append(Finding("naming/statefulset-name", "metadata.name", f"{name!r} {why}{hint}"))
     service = obj["spec"].get("serviceName")
     if service is not None and not naming.is_dns1035_label(service):
-        found.append(
-            Finding(
-                "naming/service-name",
-                "spec.serviceName",
-                f"{service!r} is not a DNS-1035 label (start with a letter; lower-case alphanumerics and '-'; at most 63)",
-            )
-        )
+        found.append(_service_name_finding("spec.serviceName", service))
     return found
 
 
@@ -565,3 +553,12 @@ def _collisions(obj: Mapping[str, Any], others: tuple[OtherStatefulSet, ...]) ->
                 )
             )
     return found
+
+
+def _service_name_finding(path: str, value: object) -> Finding:
+    """A Service's name (or a StatefulSet's serviceName) that is not a DNS-1035 label."""
+    return Finding(
+        "naming/service-name",
+        path,
+        f"{value!r} is not a DNS-1035 label (start with a letter; lower-case alphanumerics and '-'; at most 63)",
+    )

@@ -208,7 +208,11 @@ def _mutate(
         denied: AdmissionResponse = {
             "uid": uid,
             "allowed": False,
-            "status": {"code": 403, "reason": "Forbidden", "message": result.denial},
+            "status": {
+                "code": 403,
+                "reason": "Forbidden",
+                "message": short(result.denial, MAX_MESSAGE),
+            },
         }
         rules = ((selector.RULE, "deny"),)
         return _envelope(denied), replace(base, decision="denied", rules=rules)

@@ -598,3 +598,28 @@ def test_no_hostile_value_anywhere_in_the_object_makes_a_review_raise(
     node[path[-1]] = value
     for response in _answers(review_of(obj), cfg):
         assert response["uid"] == "u-1"
+
+
+def test_a_selector_override_denial_with_huge_labels_stays_within_the_message_limit() -> None:
+    """The mutating denial quotes label keys and values the object carries: it is cut to
+    MAX_MESSAGE like every other denial, however many and however long they are."""
+    sts = worker.statefulset()
+    selected = sts["spec"]["selector"]["matchLabels"]
+    assert selected
+    huge = "v" * 100_000
+    sts["spec"]["template"]["metadata"]["labels"].update({key: huge for key in selected})
+    sts["metadata"].setdefault("labels", {}).update({key: huge for key in selected})
+    response = _answers(review_of(sts), config.default_config())[0]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403
+    assert "[customizer/options]" in response["status"]["message"]
+    assert len(response["status"]["message"]) <= review.MAX_MESSAGE
+
+
+def test_a_service_name_that_is_not_a_dns1035_label_is_a_finding_at_its_path() -> None:
+    sts = worker.statefulset()
+    sts["spec"]["serviceName"] = "9-starts-with-a-digit"
+    decisions = policy.validate(sts, config.default_config()).decisions
+    hits = [d for d in decisions if d.rule == "naming/service-name"]
+    assert [d.path for d in hits] == ["spec.serviceName"]
+    assert "'9-starts-with-a-digit' is not a DNS-1035 label" in hits[0].message
