@@ -144,9 +144,7 @@ def generate(
     else:
         ca_cert, ca_key = existing
 
-    tls_key = ec.generate_private_key(ec.SECP256R1())
-    tls_cert = _make_serving(
-        tls_key,
+    tls_cert, tls_key = _serving_pem(
         ca_cert=ca_cert,
         ca_key=ca_key,
         now=now,
@@ -155,8 +153,8 @@ def generate(
         dns_names=dns_names,
         ip_addresses=ip_addresses,
     )
-    _write_atomic(paths.tls_key, _key_pem(tls_key), mode=_KEY_MODE)
-    _write_atomic(paths.tls_cert, tls_cert.public_bytes(serialization.Encoding.PEM))
+    _write_atomic(paths.tls_key, tls_key, mode=_KEY_MODE)
+    _write_atomic(paths.tls_cert, tls_cert)
     return paths
 
 
@@ -186,9 +184,7 @@ def issue_leaf(
         raise CertError("the CA certificate or key is not usable PEM") from None
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise CertError("the CA key is neither ECDSA nor RSA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = _make_serving(
-        key,
+    return _serving_pem(
         ca_cert=ca_cert,
         ca_key=ca_key,
         now=now,
@@ -197,7 +193,6 @@ def issue_leaf(
         dns_names=_dns_names(service, namespace, hosts),
         ip_addresses=_ip_addresses(ips),
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
 def ensure_serving_certs(cert_dir: Path) -> bool:
@@ -279,8 +274,7 @@ def _make_ca(
     )
 
 
-def _make_serving(
-    key: ec.EllipticCurvePrivateKey,
+def _serving_pem(
     *,
     ca_cert: x509.Certificate,
     ca_key: CertificateIssuerPrivateKeyTypes,
@@ -289,12 +283,14 @@ def _make_serving(
     common_name: str,
     dns_names: Sequence[str],
     ip_addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address],
-) -> x509.Certificate:
+) -> tuple[bytes, bytes]:
+    """A new ECDSA P-256 key and its serving certificate signed by the CA: (cert PEM, key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
     not_after = min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     sans += [x509.IPAddress(a) for a in ip_addresses]
     public_key = key.public_key()
-    return (
+    cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])]))
         .issuer_name(ca_cert.subject)
@@ -323,6 +319,7 @@ def _make_serving(
         .add_extension(_authority_key_id(ca_cert, ca_key), critical=False)
         .sign(ca_key, _hash_for(ca_key))
     )
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
 def _authority_key_id(

@@ -151,6 +151,20 @@ def _metadata_list(body: Any) -> client.V1SecretList:
     return client.V1SecretList(items=items, metadata=client.V1ListMeta(resource_version=version))
 
 
+async def _read_or_none(
+    read: Callable[[str, str], Awaitable[Any]], kind: str, namespace: str, name: str
+) -> Any | None:
+    """One live read: the object, None when it does not exist, `KubeError` for any other API error."""
+    try:
+        return await read(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise KubeError(
+            f"reading {kind} {namespace}/{name}: HTTP {exc.status} {exc.reason}"
+        ) from None
+
+
 def resource_version(obj: Any) -> str:
     return str(obj.metadata.resource_version or "")
 
@@ -243,14 +257,9 @@ class ClusterFacts:
         await self._api.close()
 
     async def _live_secret(self, namespace: str, name: str) -> frozenset[str] | None:
-        try:
-            secret = await self._core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise KubeError(
-                f"reading Secret {namespace}/{name}: HTTP {exc.status} {exc.reason}"
-            ) from None
+        secret = await _read_or_none(self._core.read_namespaced_secret, "Secret", namespace, name)
+        if secret is None:
+            return None
         keys = secret_keys(secret)
         if len(self.secret_keys) >= MAX_KEY_CACHE:
             self.secret_keys.clear()
@@ -258,14 +267,9 @@ class ClusterFacts:
         return keys
 
     async def _live_service_account(self, namespace: str, name: str) -> bool:
-        try:
-            await self._core.read_namespaced_service_account(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise KubeError(
-                f"reading ServiceAccount {namespace}/{name}: HTTP {exc.status} {exc.reason}"
-            ) from None
+        read = self._core.read_namespaced_service_account
+        if await _read_or_none(read, "ServiceAccount", namespace, name) is None:
+            return False
         self.service_accounts.store[(namespace, name)] = True
         return True
 

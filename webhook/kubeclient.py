@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client.exceptions import ApiException
 
 
 class KubeClientError(RuntimeError):
@@ -53,3 +54,10 @@ def api_message(exc: Exception) -> str:
         if isinstance(parsed, dict) and parsed.get("message"):
             return " ".join(str(parsed["message"]).split())
     return " ".join(str(getattr(exc, "reason", None) or type(exc).__name__).split())
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a log record: an API error's status and the server's message, else the error."""
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status}: {api_message(exc)}"
+    return str(exc) or type(exc).__name__

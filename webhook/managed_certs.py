@@ -56,12 +56,6 @@ def _decode(secret: Any) -> dict[str, bytes]:
     return out
 
 
-def _error(exc: BaseException) -> str:
-    if isinstance(exc, ApiException):
-        return f"HTTP {exc.status}: {kubeclient.api_message(exc)}"
-    return str(exc) or type(exc).__name__
-
-
 class ManagedCerts:
     def __init__(
         self, api: client.ApiClient, settings: Settings, tls: ServingCerts, metrics: Metrics
@@ -167,7 +161,7 @@ class ManagedCerts:
             except Exception as exc:
                 log.warning(
                     "certificate Secret watch failed; relisting",
-                    extra={"fields": {"error": _error(exc), "seconds": backoff}},
+                    extra={"fields": {"error": kubeclient.error_text(exc), "seconds": backoff}},
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -187,7 +181,7 @@ class ManagedCerts:
                 self.metrics.errors.labels("cert_manage").inc()
                 log.warning(
                     "certificate upkeep failed; retrying",
-                    extra={"fields": {"error": _error(exc)}},
+                    extra={"fields": {"error": kubeclient.error_text(exc)}},
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), max(0.05, delay))
@@ -308,6 +302,11 @@ class ManagedCerts:
                 ok = False
                 log.warning(
                     "caBundle not published",
-                    extra={"fields": {"configuration": f"{kind}/{name}", "error": _error(exc)}},
+                    extra={
+                        "fields": {
+                            "configuration": f"{kind}/{name}",
+                            "error": kubeclient.error_text(exc),
+                        }
+                    },
                 )
         return ok
