@@ -69,6 +69,16 @@ def test_commands_exactly_what_is_needed_and_quoted() -> None:
     assert len(parsed) == 4
 
 
+def test_commands_leave_out_targets_read_as_options() -> None:
+    details = worker.function_details(tenant="t", namespace="n", name="f")
+    details["source"]["inputSpecs"] = {"--role=admin": {}, "-p": {"isRegexPattern": True}}
+    details["sink"]["topic"] = "-h"
+    result = grants.commands("r", [grants.needs(details)])
+    targets = [shlex.split(c)[3] for c in result.commands]
+    assert targets == ["t/n"]
+    assert any("2 topic name(s)" in n for n in result.notes)
+
+
 def test_stored_token_status() -> None:
     def status(**claims: Any) -> str:
         return audit_cluster.stored_token(NS, "pf-secret-x", claims, now=NOW, warn_days=7).status
