@@ -121,15 +121,7 @@ async def keys_from_cluster(kubeconfig: str | None, *, issuer: str | None = None
     api = await audit_api.client(kubeconfig)
     async with api:
         host = str(getattr(api.configuration, "host", "?"))
-        doc = await audit_api.get_json(
-            api,
-            "/.well-known/openid-configuration",
-            what="service account issuer discovery",
-            host=host,
-        )
-        keyset = await audit_api.get_json(
-            api, "/openid/v1/jwks", what="service account issuer keys", host=host
-        )
+        doc, keyset = await audit_api.issuer_documents(api, host)
     cluster_issuer = doc.get("issuer")
     if not isinstance(cluster_issuer, str) or not cluster_issuer:
         raise AuditError(f"service account issuer discovery ({host}): no issuer")
