@@ -218,6 +218,9 @@ def commands(role: str, all_needs: Iterable[Needs]) -> RoleGrants:
         f"--actions {','.join(sorted(actions))}"
         for ns, actions in sorted(namespaces.items())
     ]
+    if _CONTROL.search(role):
+        lines = []
+        notes.append("the role has control characters: no commands written for it")
     if refused:
         notes.append(
             f"{len(refused)} topic name(s) with control characters or a leading '-' left out"

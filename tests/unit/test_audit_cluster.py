@@ -79,6 +79,13 @@ def test_commands_leave_out_targets_read_as_options() -> None:
     assert any("2 topic name(s)" in n for n in result.notes)
 
 
+def test_no_commands_for_a_role_with_control_characters() -> None:
+    need = grants.needs(worker.function_details(tenant="t", namespace="n", name="f"))
+    result = grants.commands("alice\nbob", [need])
+    assert result.commands == ()
+    assert any("control characters" in n for n in result.notes)
+
+
 def test_grants_text_escapes_function_names() -> None:
     row = audit_cluster.summarize_workload(_sts("fn-e"), default_config())
     details = worker.function_details(tenant="t", namespace="n", name="f\x1b[2J")
