@@ -638,3 +638,11 @@ def test_cluster_without_a_cluster(capsys: pytest.CaptureFixture[str], tmp_path:
     assert run.err.startswith("error: kubeconfig") and run.err.count("\n") == 1
     run = _run(capsys, "audit", "cluster", "--limit", "0")
     assert run.code == 2
+
+
+def test_audit_error_is_one_line_with_control_characters_escaped() -> None:
+    from webhook.audit_text import AuditError
+
+    message = str(AuditError("JWKS http://peer/\x1b[2J: HTTP 500 bad\nreason\x07"))
+    assert message == "JWKS http://peer/\\x1b[2J: HTTP 500 bad reason\\x07"
+    assert str(AuditError(message)) == message  # escaping twice changes nothing
