@@ -646,3 +646,20 @@ def test_audit_error_is_one_line_with_control_characters_escaped() -> None:
     message = str(AuditError("JWKS http://peer/\x1b[2J: HTTP 500 bad\nreason\x07"))
     assert message == "JWKS http://peer/\\x1b[2J: HTTP 500 bad reason\\x07"
     assert str(AuditError(message)) == message  # escaping twice changes nothing
+
+
+def test_token_text_escapes_key_origin_notes_and_findings() -> None:
+    from webhook.audit_token import TokenReport, render_token_text
+
+    url = "http://peer/\x1b[2Jjwks"
+    report = TokenReport(
+        verified=False,
+        header={},
+        claims={},
+        key_origin=url,
+        findings=[("signature", f"does not verify with keys from {url}")],
+        notes=[f"keys fetched over plain HTTP from {url}"],
+    )
+    text = render_token_text(report)
+    assert "\x1b" not in text
+    assert text.count("http://peer/\\x1b[2Jjwks") == 3
