@@ -73,9 +73,12 @@ async def keys_from_urls(*, issuer: str | None, jwks: str | None, ca_file: str |
 
     if jwks is not None and not is_url(jwks):
         try:
-            data = Path(jwks).read_bytes()
+            with Path(jwks).open("rb") as handle:
+                data = handle.read(audit_api.MAX_DOCUMENT_BYTES + 1)
         except OSError as exc:
             raise AuditError(f"--jwks {jwks}: cannot read: {exc.strerror}") from None
+        if len(data) > audit_api.MAX_DOCUMENT_BYTES:
+            raise AuditError(f"--jwks {jwks}: larger than {audit_api.MAX_DOCUMENT_BYTES} bytes")
         return KeySource(
             jwks=audit_api.json_object(data, f"--jwks {jwks}"), origin=jwks, issuer=issuer
         )

@@ -663,3 +663,15 @@ def test_token_text_escapes_key_origin_notes_and_findings() -> None:
     text = render_token_text(report)
     assert "\x1b" not in text
     assert text.count("http://peer/\\x1b[2Jjwks") == 3
+
+
+def test_jwks_file_read_is_bounded(tmp_path: Path) -> None:
+    import asyncio
+
+    from webhook import audit_api, audit_keys
+    from webhook.audit_text import AuditError
+
+    big = tmp_path / "jwks.json"
+    big.write_bytes(b" " * (audit_api.MAX_DOCUMENT_BYTES + 1))
+    with pytest.raises(AuditError, match="larger than"):
+        asyncio.run(audit_keys.keys_from_urls(issuer=None, jwks=str(big), ca_file=None))
