@@ -104,3 +104,12 @@ async def get_json(api: Any, path: str, *, what: str, host: str) -> dict[str, An
     if not isinstance(value, dict):
         raise AuditError(f"{what} ({host}): a JSON {type(value).__name__}, not an object")
     return value
+
+
+async def issuer_documents(api: Any, host: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cluster's service-account issuer discovery document and its key set."""
+    doc = await get_json(
+        api, "/.well-known/openid-configuration", what="service account issuer discovery", host=host
+    )
+    keyset = await get_json(api, "/openid/v1/jwks", what="service account issuer keys", host=host)
+    return doc, keyset

@@ -629,7 +629,8 @@ def render_cluster_text(report: Mapping[str, Any], *, limit: int) -> str:
         lines.append("grants (exactly what each role's functions need):")
         for entry in report["grants"]:
             flag = f"  [SHARED by {len(entry['functions'])} functions]" if entry["shared"] else ""
-            lines.append(f"  # role {show(entry['role'])}: {', '.join(entry['functions'])}{flag}")
+            names = show(", ".join(entry["functions"]))  # tenant/namespace/name: the author's
+            lines.append(f"  # role {show(entry['role'])}: {names}{flag}")
             lines.extend(f"  {show(c)}" for c in entry["commands"])
             lines.extend(f"  # note: {show(n)}" for n in entry["notes"])
         if report["grantsLeftOut"]:

@@ -73,9 +73,12 @@ async def keys_from_urls(*, issuer: str | None, jwks: str | None, ca_file: str |
 
     if jwks is not None and not is_url(jwks):
         try:
-            data = Path(jwks).read_bytes()
+            with Path(jwks).open("rb") as handle:
+                data = handle.read(audit_api.MAX_DOCUMENT_BYTES + 1)
         except OSError as exc:
             raise AuditError(f"--jwks {jwks}: cannot read: {exc.strerror}") from None
+        if len(data) > audit_api.MAX_DOCUMENT_BYTES:
+            raise AuditError(f"--jwks {jwks}: larger than {audit_api.MAX_DOCUMENT_BYTES} bytes")
         return KeySource(
             jwks=audit_api.json_object(data, f"--jwks {jwks}"), origin=jwks, issuer=issuer
         )
@@ -121,15 +124,7 @@ async def keys_from_cluster(kubeconfig: str | None, *, issuer: str | None = None
     api = await audit_api.client(kubeconfig)
     async with api:
         host = str(getattr(api.configuration, "host", "?"))
-        doc = await audit_api.get_json(
-            api,
-            "/.well-known/openid-configuration",
-            what="service account issuer discovery",
-            host=host,
-        )
-        keyset = await audit_api.get_json(
-            api, "/openid/v1/jwks", what="service account issuer keys", host=host
-        )
+        doc, keyset = await audit_api.issuer_documents(api, host)
     cluster_issuer = doc.get("issuer")
     if not isinstance(cluster_issuer, str) or not cluster_issuer:
         raise AuditError(f"service account issuer discovery ({host}): no issuer")

@@ -126,15 +126,7 @@ async def _api_server(api: Any, host: str) -> tuple[audit_broker.ApiServer, list
     from webhook.audit_text import AuditError
 
     try:
-        doc = await audit_api.get_json(
-            api,
-            "/.well-known/openid-configuration",
-            what="service account issuer discovery",
-            host=host,
-        )
-        keyset = await audit_api.get_json(
-            api, "/openid/v1/jwks", what="service account issuer keys", host=host
-        )
+        doc, keyset = await audit_api.issuer_documents(api, host)
     except AuditError:
         return audit_broker.ApiServer(host=host, issuer=None), []
     issuer = doc.get("issuer") if isinstance(doc.get("issuer"), str) else None

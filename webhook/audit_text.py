@@ -14,10 +14,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class AuditError(Exception):
-    """The audit could not run (unreadable token, key source unreachable...); one line."""
+    """The audit could not run (unreadable token, key source unreachable...); one line, its
+    control characters escaped (it may quote a URL or reason a network peer chose)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+        super().__init__(show(" ".join(str(message).split())))
 
 
 def show(value: object) -> str:

@@ -344,14 +344,14 @@ def render_token_text(report: TokenReport) -> str:
     exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
     lifetime = report.lifetime
     if report.verified:
-        verified = f"yes (key from {report.key_origin})"
+        verified = f"yes (key from {show(report.key_origin)})"
     elif report.key_origin:
-        verified = f"NO (keys from {report.key_origin})"
+        verified = f"NO (keys from {show(report.key_origin)})"
     else:
         verified = "NO (no key source)"
     rows = [
         ("issuer", show(claims.get("iss", "-"))),
-        ("expected issuer", report.issuer or "- (unknown: no --issuer or --kubeconfig)"),
+        ("expected issuer", show(report.issuer or "- (unknown: no --issuer or --kubeconfig)")),
         ("audiences", ", ".join(show(a) for a in report.audiences) or "-"),
         ("subject", show(claims.get("sub", "-"))),
         ("pulsar role", show(report.role) if report.role else "-"),
@@ -372,10 +372,10 @@ def render_token_text(report: TokenReport) -> str:
         for label, value in rows
         if value != "-" or label not in ("node", "secret")
     ]
-    for note in report.notes:
-        lines.append(f"NOTE {note}")
+    # notes and findings may quote a URL a network peer chose (a discovery document's jwks_uri)
+    lines.extend(f"NOTE {show(note)}" for note in report.notes)
     if report.findings:
-        lines.extend(f"FINDING [{check}] {message}" for check, message in report.findings)
+        lines.extend(f"FINDING [{check}] {show(message)}" for check, message in report.findings)
     else:
         lines.append("findings:        none")
     return "\n".join(lines) + "\n"

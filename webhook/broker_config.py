@@ -270,31 +270,36 @@ def _from_worker_yaml(doc: Mapping[str, Any]) -> dict[str, str] | None:
     found = {k: v for k, v in props.items() if isinstance(k, str) and isinstance(v, str)}
     providers = doc.get("authenticationProviders")
     if isinstance(providers, list):
-        found["authenticationProviders"] = ",".join(str(p) for p in providers)
+        # scalars only: a nested list (YAML aliases can nest them exponentially) names no class
+        found["authenticationProviders"] = ",".join(
+            str(p) for p in providers if isinstance(p, str | int | float)
+        )
     enabled = doc.get("authenticationEnabled")
     if isinstance(enabled, bool):
         found["authenticationEnabled"] = "true" if enabled else "false"
     return found
 
 
+def _yaml_mapping(text: str) -> Mapping[str, Any] | None:
+    """``text`` as a YAML mapping, read once; None when it is not one (a broker.conf, broken
+    YAML, or YAML nested deeper than the parser's recursion allows)."""
+    try:
+        doc = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return None
+    return doc if isinstance(doc, Mapping) else None
+
+
 def read_properties(text: str) -> dict[str, str]:
     """The broker's properties from a broker.conf, or from ``PULSAR_PREFIX_*`` entries (a Helm
     values file, a ConfigMap, an env file) as ``apply-config-from-env.py`` appends them."""
-    if "properties:" in text:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError:
-            doc = None
-        if isinstance(doc, Mapping):
-            found = _from_worker_yaml(doc)
-            if found is not None:
-                return found
+    doc = _yaml_mapping(text) if "properties:" in text or ENV_PREFIX in text else None
+    if "properties:" in text and doc is not None:
+        found = _from_worker_yaml(doc)
+        if found is not None:
+            return found
     if ENV_PREFIX in text:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError:
-            doc = None
-        if isinstance(doc, Mapping):
+        if doc is not None:
             found = _from_mapping(doc)
             if found is not None:
                 return found

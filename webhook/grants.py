@@ -169,6 +169,12 @@ def _arg(value: str) -> str:
     return shlex.quote(value)
 
 
+def _unsafe(target: str) -> bool:
+    """A topic or namespace not to put in a command: control characters, or a leading ``-``
+    that pulsar-admin would read as an option (``--role=...``) however it is quoted."""
+    return bool(_CONTROL.search(target)) or target.startswith("-")
+
+
 def commands(role: str, all_needs: Iterable[Needs]) -> RoleGrants:
     """The ``pulsar-admin`` commands granting ``role`` exactly what these functions need."""
     wanted: dict[str, set[str]] = {}
@@ -181,16 +187,16 @@ def commands(role: str, all_needs: Iterable[Needs]) -> RoleGrants:
         notes.extend(f"{need.function}: {n}" for n in need.notes)
         for action, topics in (("consume", need.consume), ("produce", need.produce)):
             for topic in topics:
-                if _CONTROL.search(topic):
+                if _unsafe(topic):
                     refused.append(topic)
                     continue
                 wanted.setdefault(topic, set()).add(action)
         home = f"{need.tenant}/{need.namespace}" if need.tenant and need.namespace else None
         for pattern in need.patterns:
             where = _topic_namespace(pattern, home)
-            if where and not _CONTROL.search(where):
+            if where and not _unsafe(where):
                 namespaces.setdefault(where, set()).add("consume")
-        if home and not _CONTROL.search(home):
+        if home and not _unsafe(home):
             namespaces.setdefault(home, set()).add(_DOWNLOAD_ACTION[need.component])
             if need.component != "FUNCTION":
                 notes.append(
@@ -212,8 +218,13 @@ def commands(role: str, all_needs: Iterable[Needs]) -> RoleGrants:
         f"--actions {','.join(sorted(actions))}"
         for ns, actions in sorted(namespaces.items())
     ]
+    if _CONTROL.search(role):
+        lines = []
+        notes.append("the role has control characters: no commands written for it")
     if refused:
-        notes.append(f"{len(refused)} topic name(s) with control characters left out")
+        notes.append(
+            f"{len(refused)} topic name(s) with control characters or a leading '-' left out"
+        )
     if any("functions" in a for a in namespaces.values()):
         notes.append(
             "the namespace 'functions' action (package download) also lets the role register "

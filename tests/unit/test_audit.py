@@ -638,3 +638,40 @@ def test_cluster_without_a_cluster(capsys: pytest.CaptureFixture[str], tmp_path:
     assert run.err.startswith("error: kubeconfig") and run.err.count("\n") == 1
     run = _run(capsys, "audit", "cluster", "--limit", "0")
     assert run.code == 2
+
+
+def test_audit_error_is_one_line_with_control_characters_escaped() -> None:
+    from webhook.audit_text import AuditError
+
+    message = str(AuditError("JWKS http://peer/\x1b[2J: HTTP 500 bad\nreason\x07"))
+    assert message == "JWKS http://peer/\\x1b[2J: HTTP 500 bad reason\\x07"
+    assert str(AuditError(message)) == message  # escaping twice changes nothing
+
+
+def test_token_text_escapes_key_origin_notes_and_findings() -> None:
+    from webhook.audit_token import TokenReport, render_token_text
+
+    url = "http://peer/\x1b[2Jjwks"
+    report = TokenReport(
+        verified=False,
+        header={},
+        claims={},
+        key_origin=url,
+        findings=[("signature", f"does not verify with keys from {url}")],
+        notes=[f"keys fetched over plain HTTP from {url}"],
+    )
+    text = render_token_text(report)
+    assert "\x1b" not in text
+    assert text.count("http://peer/\\x1b[2Jjwks") == 3
+
+
+def test_jwks_file_read_is_bounded(tmp_path: Path) -> None:
+    import asyncio
+
+    from webhook import audit_api, audit_keys
+    from webhook.audit_text import AuditError
+
+    big = tmp_path / "jwks.json"
+    big.write_bytes(b" " * (audit_api.MAX_DOCUMENT_BYTES + 1))
+    with pytest.raises(AuditError, match="larger than"):
+        asyncio.run(audit_keys.keys_from_urls(issuer=None, jwks=str(big), ca_file=None))

@@ -69,6 +69,33 @@ def test_commands_exactly_what_is_needed_and_quoted() -> None:
     assert len(parsed) == 4
 
 
+def test_commands_leave_out_targets_read_as_options() -> None:
+    details = worker.function_details(tenant="t", namespace="n", name="f")
+    details["source"]["inputSpecs"] = {"--role=admin": {}, "-p": {"isRegexPattern": True}}
+    details["sink"]["topic"] = "-h"
+    result = grants.commands("r", [grants.needs(details)])
+    targets = [shlex.split(c)[3] for c in result.commands]
+    assert targets == ["t/n"]
+    assert any("2 topic name(s)" in n for n in result.notes)
+
+
+def test_no_commands_for_a_role_with_control_characters() -> None:
+    need = grants.needs(worker.function_details(tenant="t", namespace="n", name="f"))
+    result = grants.commands("alice\nbob", [need])
+    assert result.commands == ()
+    assert any("control characters" in n for n in result.notes)
+
+
+def test_grants_text_escapes_function_names() -> None:
+    row = audit_cluster.summarize_workload(_sts("fn-e"), default_config())
+    details = worker.function_details(tenant="t", namespace="n", name="f\x1b[2J")
+    row = replace(row, needs=grants.needs(details))
+    report = audit_cluster.cluster_report([row], scanned=1, limit=10, scope="x", with_grants=True)
+    text = audit_cluster.render_cluster_text(report, limit=10)
+    assert "\x1b" not in text
+    assert "t/n/f\\x1b[2J" in text
+
+
 def test_stored_token_status() -> None:
     def status(**claims: Any) -> str:
         return audit_cluster.stored_token(NS, "pf-secret-x", claims, now=NOW, warn_days=7).status

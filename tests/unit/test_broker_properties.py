@@ -44,6 +44,30 @@ def test_any_properties_text(text: str) -> None:
         found.notes()
 
 
+def test_deeply_nested_yaml_is_an_answer_not_a_crash() -> None:
+    for text in (
+        "properties:\n  openIDAllowedAudiences: " + "[" * 20000,
+        "PULSAR_PREFIX_openIDAllowedAudiences: " + "[" * 20000,
+    ):
+        try:
+            broker_config.parse(text, "f")
+        except broker_config.BrokerConfigError as exc:
+            assert "\n" not in str(exc)
+
+
+def test_worker_yaml_providers_ignore_nested_aliases() -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):  # 10**9 leaves if expanded
+        levels.append(f"{name}: &{name} [{', '.join(['*' + prev] * 10)}]")
+    text = (
+        "properties:\n  openIDAllowedAudiences: pulsar\n"
+        + "\n".join(levels)
+        + "\nauthenticationProviders: [*i, Provider]\n"
+    )
+    found = broker_config.parse(text, "functions_worker.yml")
+    assert found.providers == ("Provider",)
+
+
 def test_far_future_times_are_words_not_crashes() -> None:
     for value in (10**30, 1e300, -(10**30), float("inf"), float("nan")):
         claims = {
