@@ -74,7 +74,7 @@ class Elector:
             except Exception as exc:
                 log.warning(
                     "certificate Lease not renewed",
-                    extra={"fields": {"error": _error(exc)}},
+                    extra={"fields": {"error": kubeclient.error_text(exc)}},
                 )
                 ok = False
             now = time.monotonic()
@@ -171,10 +171,7 @@ class Elector:
                 self.name, self.namespace, body, _request_timeout=self.timeout
             )
         except Exception as exc:  # shutting down: the Lease then expires on its own
-            log.warning("certificate Lease not released", extra={"fields": {"error": _error(exc)}})
-
-
-def _error(exc: BaseException) -> str:
-    if isinstance(exc, ApiException):
-        return f"HTTP {exc.status}: {kubeclient.api_message(exc)}"
-    return str(exc) or type(exc).__name__
+            log.warning(
+                "certificate Lease not released",
+                extra={"fields": {"error": kubeclient.error_text(exc)}},
+            )
