@@ -26,7 +26,7 @@ import yaml
 
 from tests.hostile import NormalClient, Peer, open_peers, rss_mib, sample_rss
 from tests.integration.conftest import Pki, Served, ServeFactory
-from tests.worker import statefulset
+from tests.worker import admission_review, statefulset
 
 pytestmark = pytest.mark.slow
 
@@ -45,21 +45,7 @@ def manifest_memory_limit_mib() -> float:
 
 def review(uid: str = "9a0b-hostile-0001") -> dict[str, Any]:
     obj = statefulset(secrets={"DB_PASSWORD": {"path": "db-creds", "key": "password"}})
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
-            "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
-            "namespace": "pulsar-functions",
-            "operation": "CREATE",
-            "name": obj["metadata"]["name"],
-            "object": obj,
-            "oldObject": None,
-            "dryRun": False,
-        },
-    }
+    return admission_review(obj, uid=uid)
 
 
 def limits(**values: float) -> str:
