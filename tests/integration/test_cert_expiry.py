@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.integration.conftest import ServeFactory
+from tests.metrics import metric_value
 from webhook import certs
 
 pytestmark = pytest.mark.slow
@@ -63,12 +64,9 @@ def _expired_pair(directory: Path) -> datetime.datetime:
 def _expiry_metric(base: str) -> float:
     status, body = _get(f"{base}/metrics")
     assert status == 200
-    for line in body.splitlines():
-        if line.startswith(
-            'pf_webhook_certificate_expiry_timestamp_seconds{certificate="serving"}'
-        ):
-            return float(line.split()[-1])
-    raise AssertionError("no serving certificate expiry gauge on /metrics")
+    return metric_value(
+        body, "pf_webhook_certificate_expiry_timestamp_seconds", certificate="serving"
+    )
 
 
 def _warnings(text: str) -> list[dict[str, object]]:

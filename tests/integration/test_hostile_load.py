@@ -26,6 +26,7 @@ import yaml
 
 from tests.hostile import NormalClient, Peer, open_peers, rss_mib, sample_rss
 from tests.integration.conftest import Pki, Served, ServeFactory
+from tests.metrics import metric_value
 from tests.worker import admission_review, statefulset
 
 pytestmark = pytest.mark.slow
@@ -60,14 +61,7 @@ def address(served: Served) -> tuple[str, int]:
 
 async def metric(served: Served, name: str, **labels: str) -> float:
     async with aiohttp.ClientSession() as session, session.get(f"{served.http}/metrics") as got:
-        text = await got.text()
-    wanted = name + (
-        "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
-    )
-    for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"{wanted} not on /metrics")
+        return metric_value(await got.text(), name, **labels)
 
 
 async def raw_exchange(
