@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.hostile import NormalClient, open_peers, percentile, rss_mib, sample_rss
 from tests.integration.conftest import _client_certificate as client_certificate
-from tests.worker import statefulset
+from tests.worker import admission_review, statefulset
 from webhook import certs
 
 TIMEOUT = 90.0  # longer than opening all connections takes, so all are held at once
@@ -36,21 +36,7 @@ TIMEOUT = 90.0  # longer than opening all connections takes, so all are held at 
 
 def review() -> dict[str, Any]:
     obj = statefulset(secrets={"DB_PASSWORD": {"path": "db-creds", "key": "password"}})
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "bench-hostile",
-            "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
-            "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
-            "namespace": "pulsar-functions",
-            "operation": "CREATE",
-            "name": obj["metadata"]["name"],
-            "object": obj,
-            "oldObject": None,
-            "dryRun": False,
-        },
-    }
+    return admission_review(obj, uid="bench-hostile")
 
 
 def start(tmp: Path, client_ca: Path | None) -> tuple[subprocess.Popen[bytes], str, str]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests import pulsar_harness
+from tests.ci import in_ci
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -16,10 +15,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite the expect: blocks of tests/golden/*.yaml from the current behaviour",
     )
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
 
 
 @pytest.fixture(scope="session")

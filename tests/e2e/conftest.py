@@ -26,9 +26,7 @@ from controlplane import (  # noqa: E402 - needs the sys.path entry above
     binaries_dir,
 )
 
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+from tests.ci import in_ci  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -65,7 +63,7 @@ def control_plane() -> Iterator[ControlPlane]:
         unavailable = None
     # Outside the except block, so the report is not cluttered with exception chaining.
     if unavailable is not None:
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"CI=true but the e2e control plane is unavailable: {unavailable}")
         pytest.skip(f"{unavailable.reason}; run: make controlplane")
     with ControlPlane(bins) as cp:
@@ -86,13 +84,13 @@ def _tool(env: str, script: Path, what: str) -> Path:
         lines = proc.stdout.strip().splitlines()
         if proc.returncode != 0 or not lines:
             reason = f"{what} unavailable ({script} exit {proc.returncode}: {proc.stderr.strip()[-300:]})"
-            if _in_ci():
+            if in_ci():
                 pytest.fail(f"CI=true but {reason}")
             pytest.skip(reason)
         value = lines[-1]
     path = Path(value)
     if not path.exists():
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"CI=true but {what} is missing: {path}")
         pytest.skip(f"{what} is missing: {path}")
     return path

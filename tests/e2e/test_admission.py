@@ -15,8 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import yaml
 from controlplane import ControlPlane, free_ports
 
 from tests import worker
+from tests.polling import wait_for
 from webhook import certs, naming
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,15 +183,6 @@ class Webhook:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-
-
-def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 def webhook_configurations(port: int, ca: bytes) -> list[dict[str, Any]]:

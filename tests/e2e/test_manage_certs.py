@@ -26,10 +26,9 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes_asyncio import watch
 
 from tests import worker
+from tests.polling import wait_for
 from webhook import kube, kubeclient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,15 +55,6 @@ webhook:
   secrets: {verify: deny}
   policy: {enforcement: deny}
 """
-
-
-def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 class Kube:

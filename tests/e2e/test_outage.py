@@ -45,21 +45,7 @@ def frozen(control_plane: ControlPlane) -> Iterator[None]:
 
 
 def review(namespace: str, obj: dict[str, Any], uid: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
-            "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "name": obj["metadata"]["name"],
-            "object": obj,
-            "oldObject": None,
-            "dryRun": False,
-        },
-    }
+    return worker.admission_review(obj, uid=uid, namespace=namespace)
 
 
 def validate(hook: Webhook, body: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.integration.conftest import ServeFactory
+from tests.metrics import metric_value
+from tests.polling import wait_for
 from webhook import certs
 
 pytestmark = pytest.mark.slow
@@ -63,12 +64,9 @@ def _expired_pair(directory: Path) -> datetime.datetime:
 def _expiry_metric(base: str) -> float:
     status, body = _get(f"{base}/metrics")
     assert status == 200
-    for line in body.splitlines():
-        if line.startswith(
-            'pf_webhook_certificate_expiry_timestamp_seconds{certificate="serving"}'
-        ):
-            return float(line.split()[-1])
-    raise AssertionError("no serving certificate expiry gauge on /metrics")
+    return metric_value(
+        body, "pf_webhook_certificate_expiry_timestamp_seconds", certificate="serving"
+    )
 
 
 def _warnings(text: str) -> list[dict[str, object]]:
@@ -98,9 +96,7 @@ def test_a_certificate_expiring_within_30_days_is_logged_and_on_metrics(
         service="pf-webhook", namespace="pf", out_dir=served.cert_dir, days=5, hosts=("localhost",)
     )
     renewed = x509.load_pem_x509_certificate((served.cert_dir / "tls.crt").read_bytes())
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(_warnings(served.logs())) < 2:
-        time.sleep(0.05)
+    wait_for(lambda: len(_warnings(served.logs())) >= 2, 20, "a warning for the reloaded pair")
     assert len(_warnings(served.logs())) == 2
     assert _expiry_metric(served.http) == renewed.not_valid_after_utc.timestamp()
 
@@ -121,7 +117,4 @@ def test_an_expired_certificate_makes_the_server_not_ready(
     certs.generate(service="pf-webhook", namespace="pf", out_dir=fresh, hosts=("localhost",))
     for name in ("tls.key", "tls.crt"):
         os.replace(fresh / name, served.cert_dir / name)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and _get(f"{served.http}/readyz")[0] != 200:
-        time.sleep(0.05)
-    assert _get(f"{served.http}/readyz")[0] == 200
+    wait_for(lambda: _get(f"{served.http}/readyz")[0] == 200, 20, "/readyz to answer 200")

@@ -26,7 +26,8 @@ import yaml
 
 from tests.hostile import NormalClient, Peer, open_peers, rss_mib, sample_rss
 from tests.integration.conftest import Pki, Served, ServeFactory
-from tests.worker import statefulset
+from tests.metrics import metric_value
+from tests.worker import admission_review, statefulset
 
 pytestmark = pytest.mark.slow
 
@@ -45,21 +46,7 @@ def manifest_memory_limit_mib() -> float:
 
 def review(uid: str = "9a0b-hostile-0001") -> dict[str, Any]:
     obj = statefulset(secrets={"DB_PASSWORD": {"path": "db-creds", "key": "password"}})
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
-            "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
-            "namespace": "pulsar-functions",
-            "operation": "CREATE",
-            "name": obj["metadata"]["name"],
-            "object": obj,
-            "oldObject": None,
-            "dryRun": False,
-        },
-    }
+    return admission_review(obj, uid=uid)
 
 
 def limits(**values: float) -> str:
@@ -74,38 +61,33 @@ def address(served: Served) -> tuple[str, int]:
 
 async def metric(served: Served, name: str, **labels: str) -> float:
     async with aiohttp.ClientSession() as session, session.get(f"{served.http}/metrics") as got:
-        text = await got.text()
-    wanted = name + (
-        "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
-    )
-    for line in text.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"{wanted} not on /metrics")
+        return metric_value(await got.text(), name, **labels)
 
 
 async def raw_exchange(
     served: Served, tls: ssl.SSLContext, data: bytes, *, deadline: float
-) -> tuple[bytes, float]:
+) -> tuple[bytes, bool]:
     """Send `data` over a new TLS connection; read until the server closes it. Returns what
-    was read and how long the server took to close."""
+    was read and whether the server closed it (False: still open after `deadline` seconds)."""
     host, port = address(served)
     reader, writer = await asyncio.open_connection(host, port, ssl=tls, server_hostname="localhost")
-    started = time.monotonic()
     writer.write(data)
     received = b""
+    closed = True
     try:
         async with asyncio.timeout(deadline):
             while chunk := await reader.read(65536):
                 received += chunk
+    except TimeoutError:
+        closed = False
     except (OSError, ssl.SSLError):
-        pass
+        pass  # reset by the server: closed too
     finally:
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
             async with asyncio.timeout(5):
                 await writer.wait_closed()
-    return received, time.monotonic() - started
+    return received, closed
 
 
 def status_and_body(raw: bytes) -> tuple[int, Any]:
@@ -280,20 +262,20 @@ def test_a_connection_with_a_request_in_progress_is_never_replaced(
 
 def test_slow_headers_are_cut_at_the_header_timeout(serve: ServeFactory, pki: Pki) -> None:
     served = serve(config=limits(headerTimeoutSeconds=1))
-    received, took = asyncio.run(
+    received, closed = asyncio.run(
         raw_exchange(
             served, pki.client_context(), b"POST /mutate HTTP/1.1\r\nHost: x", deadline=SLACK
         )
     )
     assert received == b""  # closed without an answer: there is no request to answer
-    assert took < SLACK
+    assert closed  # by the server at its header timeout, not left open until our deadline
     assert asyncio.run(metric(served, "pf_webhook_connections_total", event="header_timeout")) == 1
 
 
 def test_a_body_shorter_than_its_content_length_gets_408(serve: ServeFactory, pki: Pki) -> None:
     served = serve(config=limits(bodyTimeoutSeconds=1))
     head = b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    received, took = asyncio.run(
+    received, closed = asyncio.run(
         raw_exchange(
             served,
             pki.client_context(),
@@ -304,7 +286,7 @@ def test_a_body_shorter_than_its_content_length_gets_408(serve: ServeFactory, pk
     status, body = status_and_body(received)
     assert status == 408
     assert "did not arrive within 1s" in body["error"]
-    assert took < SLACK
+    assert closed
 
 
 def post_raw(served: Served, pki: Pki, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
@@ -368,12 +350,15 @@ def test_framing_errors_are_4xx_and_logged_once_per_interval(serve: ServeFactory
             statuses.append(int(received.split(b" ", 2)[1]))
         return statuses
 
+    started = time.monotonic()
     statuses = asyncio.run(go())
+    intervals = int((time.monotonic() - started) // 10) + 1  # 10 s intervals the requests spanned
     assert all(400 <= s < 500 for s in statuses), statuses
     counted = asyncio.run(metric(served, "pf_webhook_http_errors_total", logger="aiohttp.server"))
     assert counted >= len(bad) - 10  # the bad chunk may be seen once the answer is written
     lines = [line for line in served.stderr.splitlines() if '"logger": "aiohttp.server"' in line]
-    assert 1 <= len(lines) <= 2, lines  # one per 10 s interval
+    # at most one per 10 s interval (+1: the first interval may have begun before the requests)
+    assert 1 <= len(lines) <= intervals + 1, lines
     assert all('"level": "warning"' in line for line in lines)
     assert "Traceback" not in served.logs() and "aaaa" not in served.logs()
 

@@ -19,7 +19,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +30,7 @@ import pytest
 from cryptography import x509
 
 from tests.integration.conftest import Pki, Served, ServeFactory
-from tests.worker import statefulset
+from tests.worker import admission_review, statefulset
 from webhook import certs
 
 pytestmark = pytest.mark.slow
@@ -43,28 +43,6 @@ JSON = {"Content-Type": "application/json"}
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def admission_review(
-    obj: Mapping[str, Any] | None,
-    *,
-    uid: str = "7d1c5e0a-0001",
-    operation: str = "CREATE",
-    namespace: str = "pulsar-functions",
-) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "uid": uid,
-        "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
-        "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
-        "namespace": namespace,
-        "operation": operation,
-        "object": obj,
-        "oldObject": None,
-        "dryRun": False,
-    }
-    if obj is not None:
-        request["name"] = obj["metadata"]["name"]
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
 
 
 def worker_statefulset(**kwargs: Any) -> dict[str, Any]:

@@ -15,7 +15,6 @@ ours, and every other command must run exactly as before: no injection, no lost 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -28,12 +27,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests import worker
+from tests.ci import in_ci
 from webhook import command, config, mutation, policy, secrets, tokens
 
 pytestmark = pytest.mark.slow
 
 DASH = shutil.which("dash")
-if DASH is None and os.environ.get("CI") != "true":  # pragma: no cover
+if DASH is None and not in_ci():  # pragma: no cover
     pytest.skip("dash is needed for the sh differential test", allow_module_level=True)
 
 INSTANCES = ("java", "python3", "fn")

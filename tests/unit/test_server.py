@@ -31,6 +31,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from cryptography import x509
 
+from tests.metrics import metric_value
 from tests.worker import statefulset
 from webhook import (
     certs,
@@ -157,19 +158,6 @@ async def post_review(client: Client, path: str, doc: Any, *, status: int = 200)
 
 def sample(metrics: metrics_module.Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
-
-
-def metric_value(text: str, name: str, **labels: str) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        series, _, value = line.rpartition(" ")
-        metric, _, rest = series.partition("{")
-        got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
-        if metric == name and got == want:
-            return float(value)
-    raise AssertionError(f"{name}{{{want}}} not in metrics")
 
 
 # --------------------------------------------------------------------------- reviews
