@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 from tests.unit import test_golden as golden
-from webhook import review, wire
+from webhook.core import review
+from webhook.server import wire
 
 Variant = Callable[[int], dict[str, Any]]
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.hostile import NormalClient, open_peers, percentile, rss_mib, sample_rss
 from tests.integration.conftest import _client_certificate as client_certificate
 from tests.worker import admission_review, statefulset
-from webhook import certs
+from webhook.certs import pki
 
 TIMEOUT = 90.0  # longer than opening all connections takes, so all are held at once
 
@@ -64,7 +64,7 @@ def start(tmp: Path, client_ca: Path | None) -> tuple[subprocess.Popen[bytes], s
 
 async def run(idle: int, silent: int, with_client_ca: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pf-webhook-hostile-"))
-    certs.generate(
+    pki.generate(
         service="pf-webhook",
         namespace="pf-webhook",
         out_dir=tmp / "certs",
@@ -73,7 +73,7 @@ async def run(idle: int, silent: int, with_client_ca: bool) -> None:
     )
     client_ca = None
     if with_client_ca:  # the normal client has a certificate from this CA; the peers have none
-        certs.generate(service="client-ca", namespace="bench", out_dir=tmp / "client")
+        pki.generate(service="client-ca", namespace="bench", out_dir=tmp / "client")
         client_ca = tmp / "client" / "ca.crt"
         client_certificate(tmp / "client", tmp / "client")  # client.crt, client.key
     proc, https, _http = start(tmp, client_ca)

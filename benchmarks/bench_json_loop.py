@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_serve
 import common
 
-from webhook import config as config_module
-from webhook import review, wire
+from webhook.core import config as config_module
+from webhook.core import review
+from webhook.server import wire
 
 
 def _time(fn: Callable[[Any], object], items: list[Any]) -> tuple[float, float]:

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests import worker  # noqa: E402 - needs the sys.path entry above
-from webhook import certs  # noqa: E402
+from webhook.certs import pki  # noqa: E402
 
 EXAMPLE_CONFIG = ROOT / "examples" / "functions_worker.yml"
 
@@ -207,7 +207,7 @@ def free_port() -> int:
 
 
 def make_certs(directory: Path) -> Path:
-    certs.generate(
+    pki.generate(
         service="pf-webhook",
         namespace="pf-webhook",
         out_dir=directory,

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from webhook import naming
+from webhook.core import naming
 
 Runtime = Literal["JAVA", "PYTHON", "GO"]
 Auth = Literal["none", "sa-token", "token-secret"]

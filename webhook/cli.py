@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from webhook import __version__, bounded, configfile, mutation, patch, policy, review
-from webhook.config import Config, ConfigError
+from webhook import __version__, configfile
+from webhook.core import bounded, mutation, patch, policy, review
+from webhook.core.config import Config, ConfigError
 
 
 class InputError(ValueError):
@@ -192,9 +193,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from webhook import server  # the server's imports (aiohttp, prometheus) only when serving
+    from webhook.server import app  # the server's imports (aiohttp, prometheus) only when serving
 
-    return server.main(args)
+    return app.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,17 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=cmd_validate)
 
     try:
-        from webhook import certs
+        from webhook.certs import pki
     except ImportError:  # pragma: no cover - certs is part of the package
         pass
     else:
-        certs.register_cli(sub)
+        pki.register_cli(sub)
     try:
-        from webhook import audit
+        from webhook.audit import cli as audit_cli
     except ImportError:
         pass
     else:
-        audit.register_cli(sub)
+        audit_cli.register_cli(sub)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from webhook.config import Config, ConfigError, default_config, loads
+from webhook.core.config import Config, ConfigError, default_config, loads
 
 
 def read(path: str | Path | None) -> Config:

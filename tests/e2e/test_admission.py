@@ -26,7 +26,8 @@ from controlplane import ControlPlane, free_ports
 
 from tests import worker
 from tests.polling import wait_for
-from webhook import certs, naming
+from webhook.certs import pki
+from webhook.core import naming
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl"
@@ -113,7 +114,7 @@ class Webhook:
         self.kubeconfig = kubeconfig
         self.config = workdir / "functions_worker.yml"
         self.cert_dir = workdir / "certs"
-        certs.generate(
+        pki.generate(
             service="pf-webhook",
             namespace="pf-webhook",
             out_dir=self.cert_dir,

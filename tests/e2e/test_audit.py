@@ -20,7 +20,8 @@ from controlplane import ControlPlane
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests import worker
-from webhook import cli, configfile, mutation
+from webhook import cli, configfile
+from webhook.core import mutation
 
 TOKEN_NS = "e2e-audit"
 CLUSTER_NS = "e2e-audit-cluster"

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from controlplane import ControlPlane
 
-from webhook import certs
+from webhook.certs import pki
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "pf-webhook-inject-test"
@@ -34,7 +34,7 @@ def test_certs_inject_sets_the_ca_bundle_of_both_configurations(
 ) -> None:
     for kind in ("Mutating", "Validating"):
         control_plane.kubectl("apply", "-f", str(_write(tmp_path, kind)))
-    paths = certs.generate(service="pf-webhook", namespace="pf-webhook", out_dir=tmp_path / "certs")
+    paths = pki.generate(service="pf-webhook", namespace="pf-webhook", out_dir=tmp_path / "certs")
     cmd = [
         sys.executable,
         "-m",
@@ -52,7 +52,7 @@ def test_certs_inject_sets_the_ca_bundle_of_both_configurations(
     ]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert first.returncode == 0, first.stderr
-    expected = base64.b64encode(certs.read_ca_bundle(paths.ca_cert)).decode()
+    expected = base64.b64encode(pki.read_ca_bundle(paths.ca_cert)).decode()
     for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
         stored = json.loads(control_plane.kubectl("get", kind, NAME, "-o", "json"))
         for hook in stored["webhooks"]:

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from webhook import certs
+from webhook.certs import pki as certs
 
 STARTUP = re.compile(
     r"pf-webhook serving (?P<https>https://\S+) \(/mutate, /validate\), "

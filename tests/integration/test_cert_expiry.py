@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from tests.integration.conftest import ServeFactory
 from tests.metrics import metric_value
 from tests.polling import wait_for
-from webhook import certs
+from webhook.certs import pki
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def test_a_certificate_expiring_within_30_days_is_logged_and_on_metrics(
     serve: ServeFactory, tmp_path: Path
 ) -> None:
     source = tmp_path / "soon"
-    certs.generate(
+    pki.generate(
         service="pf-webhook", namespace="pf", out_dir=source, days=10, hosts=("localhost",)
     )
     leaf = x509.load_pem_x509_certificate((source / "tls.crt").read_bytes())
@@ -92,7 +92,7 @@ def test_a_certificate_expiring_within_30_days_is_logged_and_on_metrics(
     assert len(_warnings(served.logs())) == 1
     assert _get(f"{served.http}/readyz")[0] == 200  # expiring is not expired
     # a reload of another soon-expiring pair warns again
-    certs.generate(
+    pki.generate(
         service="pf-webhook", namespace="pf", out_dir=served.cert_dir, days=5, hosts=("localhost",)
     )
     renewed = x509.load_pem_x509_certificate((served.cert_dir / "tls.crt").read_bytes())
@@ -114,7 +114,7 @@ def test_an_expired_certificate_makes_the_server_not_ready(
     assert "serving certificate expired" in served.logs()
     # a valid pair brings readiness back without a restart
     fresh = tmp_path / "fresh"
-    certs.generate(service="pf-webhook", namespace="pf", out_dir=fresh, hosts=("localhost",))
+    pki.generate(service="pf-webhook", namespace="pf", out_dir=fresh, hosts=("localhost",))
     for name in ("tls.key", "tls.crt"):
         os.replace(fresh / name, served.cert_dir / name)
     wait_for(lambda: _get(f"{served.http}/readyz")[0] == 200, 20, "/readyz to answer 200")

@@ -31,7 +31,7 @@ from cryptography import x509
 
 from tests.integration.conftest import Pki, Served, ServeFactory
 from tests.worker import admission_review, statefulset
-from webhook import certs
+from webhook.certs import pki as certs
 
 pytestmark = pytest.mark.slow
 

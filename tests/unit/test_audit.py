@@ -22,8 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tests import worker
-from webhook import audit_cluster, audit_jwt, cli
-from webhook.config import default_config, loads
+from webhook import cli
+from webhook.audit import cluster as audit_cluster
+from webhook.audit import jwt_parse
+from webhook.core.config import default_config, loads
 
 NOW = 1_800_000_000
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -560,7 +562,7 @@ def test_jwks_url(
 
 def test_parsed_token_never_shows_itself(keys: Keys) -> None:
     token = _mint(keys)
-    parsed = audit_jwt.parse_token(token)
+    parsed = jwt_parse.parse_token(token)
     assert token not in repr(parsed) and token not in str(parsed)
     assert parsed.claims["sub"] == ROLE
 
@@ -641,7 +643,7 @@ def test_cluster_without_a_cluster(capsys: pytest.CaptureFixture[str], tmp_path:
 
 
 def test_audit_error_is_one_line_with_control_characters_escaped() -> None:
-    from webhook.audit_text import AuditError
+    from webhook.audit.text import AuditError
 
     message = str(AuditError("JWKS http://peer/\x1b[2J: HTTP 500 bad\nreason\x07"))
     assert message == "JWKS http://peer/\\x1b[2J: HTTP 500 bad reason\\x07"
@@ -649,7 +651,7 @@ def test_audit_error_is_one_line_with_control_characters_escaped() -> None:
 
 
 def test_token_text_escapes_key_origin_notes_and_findings() -> None:
-    from webhook.audit_token import TokenReport, render_token_text
+    from webhook.audit.token import TokenReport, render_token_text
 
     url = "http://peer/\x1b[2Jjwks"
     report = TokenReport(
@@ -668,10 +670,11 @@ def test_token_text_escapes_key_origin_notes_and_findings() -> None:
 def test_jwks_file_read_is_bounded(tmp_path: Path) -> None:
     import asyncio
 
-    from webhook import audit_api, audit_keys
-    from webhook.audit_text import AuditError
+    from webhook.audit import apiserver
+    from webhook.audit import keys as audit_keys
+    from webhook.audit.text import AuditError
 
     big = tmp_path / "jwks.json"
-    big.write_bytes(b" " * (audit_api.MAX_DOCUMENT_BYTES + 1))
+    big.write_bytes(b" " * (apiserver.MAX_DOCUMENT_BYTES + 1))
     with pytest.raises(AuditError, match="larger than"):
         asyncio.run(audit_keys.keys_from_urls(issuer=None, jwks=str(big), ca_file=None))

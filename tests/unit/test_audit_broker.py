@@ -16,8 +16,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from webhook import audit_broker, audit_jwt, broker_config, cli
-from webhook.audit_keys import KeySource
+from webhook import cli
+from webhook.audit import broker as audit_broker
+from webhook.audit import jwt_parse
+from webhook.audit.keys import KeySource
+from webhook.core import broker_config
 
 NOW = 1_800_000_000
 ISSUER = "https://issuer.example.com"
@@ -85,7 +88,7 @@ def _verdict(
         else None
     )
     return audit_broker.broker_verdict(
-        audit_jwt.parse_token(token), _settings(conf), keys=keys, api=api, now=NOW
+        jwt_parse.parse_token(token), _settings(conf), keys=keys, api=api, now=NOW
     )
 
 
@@ -293,7 +296,7 @@ def test_hs256_and_none_refused_whatever_the_key_set(es: Signer) -> None:
         # a key set holding the shared secret itself, with or without alg
         assert _verdict(token, BASE, {"keys": [oct_key]}).code == "INVALID_PUBLIC_KEY"
         with_alg = {
-            "keys": [{**oct_key, "alg": token and audit_jwt.parse_token(token).header["alg"]}]
+            "keys": [{**oct_key, "alg": token and jwt_parse.parse_token(token).header["alg"]}]
         }
         assert _verdict(token, BASE, with_alg).code == "INVALID_PUBLIC_KEY"
         # an RSA key without alg: the algorithm whitelist refuses
@@ -368,7 +371,7 @@ pulsar:
     settings = broker_config.parse(values, "values.yaml")
     assert settings.issuers == {ISSUER}
     verdict = audit_broker.broker_verdict(
-        audit_jwt.parse_token(es.mint()),
+        jwt_parse.parse_token(es.mint()),
         settings,
         keys=KeySource(jwks=es.jwks, origin="jwks.json", issuer=ISSUER),
         api=None,

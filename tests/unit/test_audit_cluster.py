@@ -9,8 +9,11 @@ from dataclasses import replace
 from typing import Any
 
 from tests import worker
-from webhook import audit_broker, audit_cluster, audit_scan, broker_config, grants
-from webhook.config import default_config
+from webhook.audit import broker as audit_broker
+from webhook.audit import cluster as audit_cluster
+from webhook.audit import scan
+from webhook.core import broker_config, grants
+from webhook.core.config import default_config
 
 NOW = 1_800_000_000
 NS = "fns"
@@ -172,11 +175,11 @@ def test_broker_answer_per_function() -> None:
         }.items()
     }
     answers = {
-        name: audit_scan.broker_answer(row, settings, api, ["ES256"], now=NOW)
+        name: scan.broker_answer(row, settings, api, ["ES256"], now=NOW)
         for name, row in rows.items()
     }
     assert answers["good"]["accepted"] and answers["good"]["role"] == rows["good"].role
     assert answers["vault"]["code"] == "INVALID_JWT_CLAIM"
     assert answers["none"]["code"] == "ERROR_DECODING_JWT"
-    hs = audit_scan.broker_answer(rows["good"], settings, api, ["HS256"], now=NOW)
+    hs = scan.broker_answer(rows["good"], settings, api, ["HS256"], now=NOW)
     assert hs["code"] == "UNSUPPORTED_ALGORITHM"

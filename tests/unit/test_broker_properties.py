@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook import audit_broker, audit_jwt, broker_config
-from webhook.audit_keys import KeySource
-from webhook.audit_text import AuditError
+from webhook.audit import broker as audit_broker
+from webhook.audit import jwt_parse
+from webhook.audit.keys import KeySource
+from webhook.audit.text import AuditError
+from webhook.core import broker_config
 
 BASE = broker_config.parse(
     "openIDAllowedTokenIssuers=https://i\nopenIDAllowedAudiences=pulsar\n", "broker.conf"
@@ -99,7 +101,7 @@ def test_far_future_times_are_words_not_crashes() -> None:
 def test_any_claims_header_and_key_set(
     claims: dict[str, Any], header: dict[str, Any], keys: list[dict[str, Any]], role_claim: str
 ) -> None:
-    token = audit_jwt.parse_token(f"{_b64(header)}.{_b64(claims)}.c2ln")
+    token = jwt_parse.parse_token(f"{_b64(header)}.{_b64(claims)}.c2ln")
     settings_ = broker_config.BrokerSettings(
         source="x", issuers=BASE.issuers, audiences=BASE.audiences, role_claim=role_claim
     )
@@ -113,4 +115,4 @@ def test_any_claims_header_and_key_set(
 def test_deeply_nested_claims_are_a_one_line_error() -> None:
     deep = base64.urlsafe_b64encode(b"[" * 200_000).rstrip(b"=").decode()
     with pytest.raises(AuditError, match=r"nested too deeply|not JSON"):
-        audit_jwt.parse_token(f"{_b64({'alg': 'ES256'})}.{deep}.c2ln")
+        jwt_parse.parse_token(f"{_b64({'alg': 'ES256'})}.{deep}.c2ln")

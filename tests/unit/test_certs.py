@@ -18,14 +18,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from webhook import certs
-from webhook.certs import CertError, CertPaths
+from webhook.certs import pki
+from webhook.certs.pki import CertError, CertPaths
 
 
 def _generate(out_dir: Path, **kwargs: object) -> CertPaths:
     params: dict[str, object] = {"service": "svc", "namespace": "ns", "out_dir": out_dir}
     params.update(kwargs)
-    return certs.generate(**params)  # type: ignore[arg-type]
+    return pki.generate(**params)  # type: ignore[arg-type]
 
 
 def _load_cert(path: Path) -> x509.Certificate:
@@ -157,7 +157,7 @@ def test_generate_rejects_an_invalid_ip(tmp_path: Path) -> None:
 
 def test_ensure_serving_certs_creates_once_then_returns_false(tmp_path: Path) -> None:
     cert_dir = tmp_path / "certs"
-    assert certs.ensure_serving_certs(cert_dir) is True
+    assert pki.ensure_serving_certs(cert_dir) is True
     tls = (cert_dir / "tls.crt").read_bytes()
     dns, ips = _sans(x509.load_pem_x509_certificate(tls))
     assert dns == [
@@ -171,12 +171,12 @@ def test_ensure_serving_certs_creates_once_then_returns_false(tmp_path: Path) ->
         ipaddress.ip_address("127.0.0.1"),
         ipaddress.ip_address("::1"),
     ]
-    assert certs.ensure_serving_certs(cert_dir) is False
+    assert pki.ensure_serving_certs(cert_dir) is False
     assert (cert_dir / "tls.crt").read_bytes() == tls
 
 
 def test_real_tls_handshake_succeeds_trusting_only_the_ca(tmp_path: Path) -> None:
-    paths = certs.generate(
+    paths = pki.generate(
         service="svc", namespace="ns", out_dir=tmp_path, hosts=("localhost",), ips=("127.0.0.1",)
     )
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -221,10 +221,10 @@ def test_real_tls_handshake_succeeds_trusting_only_the_ca(tmp_path: Path) -> Non
 
 
 def test_tls_handshake_fails_when_trusting_a_different_ca(tmp_path: Path) -> None:
-    paths = certs.generate(
+    paths = pki.generate(
         service="svc", namespace="ns", out_dir=tmp_path / "a", hosts=("localhost",)
     )
-    other = certs.generate(service="svc", namespace="ns", out_dir=tmp_path / "b")
+    other = pki.generate(service="svc", namespace="ns", out_dir=tmp_path / "b")
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(paths.tls_cert, paths.tls_key)
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -245,14 +245,14 @@ def test_tls_handshake_fails_when_trusting_a_different_ca(tmp_path: Path) -> Non
 
 def test_read_ca_bundle_returns_the_pem_certificate(tmp_path: Path) -> None:
     paths = _generate(tmp_path)
-    assert certs.read_ca_bundle(paths.ca_cert) == paths.ca_cert.read_bytes()
+    assert pki.read_ca_bundle(paths.ca_cert) == paths.ca_cert.read_bytes()
 
 
 def test_read_ca_bundle_drops_a_private_key_in_a_combined_file(tmp_path: Path) -> None:
     paths = _generate(tmp_path)
     combined = tmp_path / "combined.pem"
     combined.write_bytes(paths.ca_cert.read_bytes() + paths.ca_key.read_bytes())
-    bundle = certs.read_ca_bundle(combined)
+    bundle = pki.read_ca_bundle(combined)
     assert b"PRIVATE KEY" not in bundle
     assert bundle == paths.ca_cert.read_bytes()
 
@@ -263,7 +263,7 @@ def test_read_ca_bundle_on_a_garbage_file_raises_cert_error_naming_the_file(
     garbage = tmp_path / "garbage.crt"
     garbage.write_bytes(b"this is not a certificate\n")
     with pytest.raises(CertError) as info:
-        certs.read_ca_bundle(garbage)
+        pki.read_ca_bundle(garbage)
     assert str(garbage) in str(info.value)
     assert "\n" not in str(info.value)
     assert isinstance(info.value, ValueError)
@@ -274,14 +274,14 @@ def test_read_ca_bundle_on_a_missing_file_raises_cert_error_naming_the_file(
 ) -> None:
     missing = tmp_path / "missing.crt"
     with pytest.raises(CertError) as info:
-        certs.read_ca_bundle(missing)
+        pki.read_ca_bundle(missing)
     assert str(missing) in str(info.value)
     assert "\n" not in str(info.value)
 
 
 def test_load_pair_summary_is_one_line_with_subject_sans_and_not_after(tmp_path: Path) -> None:
     paths = _generate(tmp_path, hosts=("localhost",), ips=("127.0.0.1",))
-    summary = certs.load_pair_summary(paths.tls_cert)
+    summary = pki.load_pair_summary(paths.tls_cert)
     assert "\n" not in summary
     assert "CN=svc.ns.svc" in summary
     assert "DNS:svc.ns.svc.cluster.local" in summary
@@ -295,7 +295,7 @@ def test_load_pair_summary_is_one_line_with_subject_sans_and_not_after(tmp_path:
 def _cli() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pf-webhook")
     sub = parser.add_subparsers(dest="command", required=True)
-    certs.register_cli(sub)
+    pki.register_cli(sub)
     return parser
 
 

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import worker
-from webhook import command, config, mutation, policy
-from webhook.command import CommandError
+from webhook.core import command, config, mutation, policy
+from webhook.core.command import CommandError
 
 JAVA_PROVIDER = "org.apache.pulsar.functions.secretsprovider.EnvironmentBasedSecretsProvider"
 SECRETS = {"DATABASE_PASSWORD": {"path": "database-creds", "key": "password"}}

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from tests import worker
 from tests.ci import in_ci
-from webhook import command, config, mutation, policy, secrets, tokens
+from webhook.core import command, config, mutation, policy, secrets, tokens
 
 pytestmark = pytest.mark.slow
 

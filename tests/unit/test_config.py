@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from webhook import config, quantity
-from webhook.config import Config, ConfigError, Resources
+from webhook.core import config, quantity
+from webhook.core.config import Config, ConfigError, Resources
 
 SA = config.SA_TOKEN_AUTH_PROVIDER
 SECRETS_TOKEN = config.SECRETS_TOKEN_AUTH_PROVIDER

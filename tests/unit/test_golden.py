@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from tests import worker
-from webhook import config as config_module
-from webhook import mutation, patch, policy
+from webhook.core import config as config_module
+from webhook.core import mutation, patch, policy
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 CASES = sorted(GOLDEN.glob("*.yaml"))

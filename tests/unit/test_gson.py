@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook import customizer, gson
+from webhook.core import customizer, gson
 
 
 def test_lenient_syntax_the_worker_accepts() -> None:

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import worker
-from webhook import bounded, config, mutation, policy, quantity, review, secrets
-from webhook.config import Config
+from webhook.core import bounded, config, mutation, policy, quantity, review, secrets
+from webhook.core.config import Config
 
 CUSTOMIZER = "org.apache.pulsar.functions.runtime.kubernetes.BasicKubernetesManifestCustomizer"
 SECRETS_CONFIGURATOR = (

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from webhook.kube import KubeError, _read_or_none
+from webhook.kube.caches import KubeError, _read_or_none
 
 
 def _raising(status: int) -> Any:

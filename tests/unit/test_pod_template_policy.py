@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from tests import worker
 from tests.unit.test_hostile_input import mutate_then_validate, review_of, strict_config
-from webhook import config, naming, policy, review, tokens
-from webhook.config import Config
-from webhook.workload import FunctionDetails
+from webhook.core import config, naming, policy, review, tokens
+from webhook.core.config import Config
+from webhook.core.workload import FunctionDetails
 
 OPTIONS = "spec.template.spec.containers[0].command[2] --function_details.customRuntimeOptions"
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import worker
-from webhook import command, config, mutation, naming, patch, policy, review
+from webhook.core import command, config, mutation, naming, patch, policy, review
 
 NAME_CHARS = st.characters(
     codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="'\"\\$`"

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from tests import pulsar_cases, worker
-from webhook import cli, command, config, mutation, naming, policy, workload
-from webhook.config import Config, Resources
+from webhook import cli
+from webhook.core import command, config, mutation, naming, policy, workload
+from webhook.core.config import Config, Resources
 
 CASES = {case.id: case for case in pulsar_cases.CASES}
 REPAIRABLE = [c for c in pulsar_cases.CASES if c.expect == "ok"]

@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import worker
-from webhook import command, config, customizer, mutation, naming, policy, quantity, secrets
-from webhook.config import Resources
+from webhook.core import command, config, customizer, mutation, naming, policy, quantity, secrets
+from webhook.core.config import Resources
 
 # ---------------------------------------------------------------------------------------------
 # helpers

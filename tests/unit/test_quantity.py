@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from webhook import quantity
-from webhook.quantity import QuantityError
+from webhook.core import quantity
+from webhook.core.quantity import QuantityError
 
 
 @pytest.mark.parametrize(

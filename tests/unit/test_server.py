@@ -33,21 +33,15 @@ from cryptography import x509
 
 from tests.metrics import metric_value
 from tests.worker import statefulset
-from webhook import (
-    certs,
-    cli,
-    facts,
-    handlers,
-    logs,
-    mutation,
-    resources,
-    server,
-    server_state,
-    tls,
-)
-from webhook import metrics as metrics_module
-from webhook.config import Config, default_config, loads
-from webhook.policy import ClusterFacts
+from webhook import cli
+from webhook.certs import pki as certs
+from webhook.core import mutation
+from webhook.core.config import Config, default_config, loads
+from webhook.core.policy import ClusterFacts
+from webhook.server import app as server
+from webhook.server import facts, handlers, lifecycle, logs, tls
+from webhook.server import metrics as metrics_module
+from webhook.server import state as server_state
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -464,7 +458,7 @@ async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
     review needing a live Secret read gets the same decision, within one budget."""
     from kubernetes_asyncio import client as k8s
 
-    from webhook import kube
+    from webhook.kube import caches as kube
 
     silent: list[asyncio.StreamWriter] = []
 
@@ -726,7 +720,7 @@ async def test_config_file_changes_are_picked_up_and_bad_ones_ignored(
         return replace(config, server=replace(config.server, port=9443))
 
     state = state_with(
-        config=override(resources.read_config(path)),
+        config=override(lifecycle.read_config(path)),
         config_path=path,
         overrides=override,
         poll_interval=0.01,

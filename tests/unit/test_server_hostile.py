@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.test_hostile_input import GRANULAR, _hostile_objects, review_of
 from tests.unit.test_server import Client, ClientFactory, state_with
-from webhook import handlers
+from webhook.server import handlers
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests import worker
-from webhook import policy
-from webhook.config import RULES, default_config, loads
+from webhook.core import policy
+from webhook.core.config import RULES, default_config, loads
 
 
 def _sts(**pod: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import worker
-from webhook import config, mutation, patch, policy, review
+from webhook.core import config, mutation, patch, policy, review
 
 ALL_ON = config.from_mapping(
     {

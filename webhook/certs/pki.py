@@ -1,0 +1,695 @@
+"""Shell: CA and serving certificates, caBundle injection.
+
+Everything here is done with the ``cryptography`` library (no ``openssl`` subprocess):
+
+* :func:`generate` writes ``ca.crt``/``ca.key`` (a self-signed ECDSA P-256 CA, reused on later
+  runs so rotating the serving certificate never changes the caBundle) and ``tls.crt``/``tls.key``
+  (an ECDSA P-256 serving certificate for the in-cluster Service names) into a directory. Every
+  file is written atomically (temp file in the same directory, then ``os.replace``), so a server
+  watching the files never reads a half-written one.
+* :func:`ensure_serving_certs` is what ``pf-webhook serve`` calls so ``make run`` works on a fresh
+  clone.
+* :func:`inject_ca_bundle` patches ``clientConfig.caBundle`` of every webhook in the
+  Mutating/ValidatingWebhookConfiguration through the Kubernetes API.
+* :func:`register_cli` adds ``pf-webhook certs generate|inject``.
+
+Private keys are never printed or logged, and errors surface as :class:`CertError` with a
+one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import datetime
+import ipaddress
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "CA_COMMON_NAME",
+    "CertError",
+    "CertPaths",
+    "bundle_patch",
+    "ensure_serving_certs",
+    "generate",
+    "inject_ca_bundle",
+    "issue_ca",
+    "issue_leaf",
+    "load_pair_summary",
+    "pair_summary",
+    "read_ca_bundle",
+    "register_cli",
+]
+
+CA_COMMON_NAME = "pf-webhook CA"
+CA_MIN_DAYS = 3650
+"""A CA created by :func:`generate` lives at least this long, so it outlives many rotations."""
+
+DEV_SERVICE = "pf-webhook"
+DEV_NAMESPACE = "pf-webhook"
+DEV_HOSTS: tuple[str, ...] = ("localhost",)
+DEV_IPS: tuple[str, ...] = ("127.0.0.1", "::1")
+
+_CLOCK_SKEW = datetime.timedelta(minutes=5)
+_CERT_MODE = 0o644
+_KEY_MODE = 0o600
+
+
+class CertError(ValueError):
+    """A certificate could not be created, read or installed; the message is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(message))
+
+
+@dataclass(frozen=True)
+class CertPaths:
+    """Where :func:`generate` wrote the CA and the serving pair."""
+
+    ca_cert: Path
+    ca_key: Path
+    tls_cert: Path
+    tls_key: Path
+
+    @classmethod
+    def in_dir(cls, directory: Path) -> CertPaths:
+        return cls(
+            ca_cert=directory / "ca.crt",
+            ca_key=directory / "ca.key",
+            tls_cert=directory / "tls.crt",
+            tls_key=directory / "tls.key",
+        )
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def generate(
+    *,
+    service: str,
+    namespace: str,
+    out_dir: Path,
+    days: int = 365,
+    hosts: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    new_ca: bool = False,
+) -> CertPaths:
+    """Write a CA (reused if already present and valid) and a serving certificate to ``out_dir``.
+
+    The serving certificate carries the SANs ``S``, ``S.N``, ``S.N.svc``,
+    ``S.N.svc.cluster.local`` (S = service, N = namespace), then each of ``hosts`` as a DNS name
+    and each of ``ips`` as an IP address. It is valid for ``days`` days, but never beyond the
+    CA's own expiry. An existing ``ca.crt``/``ca.key`` pair is reused unless ``new_ca`` is true
+    or it is unusable (unreadable, mismatched, not a CA, expired).
+
+    Files are written key first, then certificate (``ca.key``, ``ca.crt``, ``tls.key``,
+    ``tls.crt``), each atomically; so once ``tls.crt`` changes, the matching ``tls.key`` is
+    already in place.
+    """
+    if days < 1:
+        raise CertError(f"days must be at least 1, got {days}")
+    if not service or not namespace:
+        raise CertError("service and namespace must not be empty")
+    dns_names = _dns_names(service, namespace, hosts)
+    ip_addresses = _ip_addresses(ips)
+
+    paths = CertPaths.in_dir(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CertError(f"{out_dir}: cannot create directory: {_os_reason(exc)}") from exc
+
+    now = datetime.datetime.now(datetime.UTC)
+    existing = None if new_ca else _load_ca(paths, now)
+    if existing is None:
+        ca_key: CertificateIssuerPrivateKeyTypes = ec.generate_private_key(ec.SECP256R1())
+        ca_cert = _make_ca(ca_key, now=now, days=max(days, CA_MIN_DAYS))
+        _write_atomic(paths.ca_key, _key_pem(ca_key), mode=_KEY_MODE)
+        _write_atomic(paths.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
+    else:
+        ca_cert, ca_key = existing
+
+    tls_cert, tls_key = _serving_pem(
+        ca_cert=ca_cert,
+        ca_key=ca_key,
+        now=now,
+        days=days,
+        common_name=f"{service}.{namespace}.svc",
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+    )
+    _write_atomic(paths.tls_key, tls_key, mode=_KEY_MODE)
+    _write_atomic(paths.tls_cert, tls_cert)
+    return paths
+
+
+def issue_ca(*, now: datetime.datetime, validity: datetime.timedelta) -> tuple[bytes, bytes]:
+    """A new self-signed ECDSA P-256 CA: (certificate PEM, private key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _make_ca(key, now=now, days=max(1, validity.days))
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def issue_leaf(
+    *,
+    ca_cert_pem: bytes,
+    ca_key_pem: bytes,
+    now: datetime.datetime,
+    validity: datetime.timedelta,
+    service: str,
+    namespace: str,
+    hosts: Sequence[str] = (),
+    ips: Sequence[str] = (),
+) -> tuple[bytes, bytes]:
+    """A serving certificate signed by the given CA: (certificate PEM, private key PEM)."""
+    try:
+        ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+        ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    except (ValueError, TypeError):
+        raise CertError("the CA certificate or key is not usable PEM") from None
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise CertError("the CA key is neither ECDSA nor RSA")
+    return _serving_pem(
+        ca_cert=ca_cert,
+        ca_key=ca_key,
+        now=now,
+        days=max(1, validity.days),
+        common_name=f"{service}.{namespace}.svc",
+        dns_names=_dns_names(service, namespace, hosts),
+        ip_addresses=_ip_addresses(ips),
+    )
+
+
+def ensure_serving_certs(cert_dir: Path) -> bool:
+    """Create a development CA and serving pair in ``cert_dir`` unless one is already there.
+
+    Returns True when certificates were generated, False when ``tls.crt`` and ``tls.key`` both
+    already existed (they are then left untouched).
+    """
+    paths = CertPaths.in_dir(cert_dir)
+    if paths.tls_cert.is_file() and paths.tls_key.is_file():
+        return False
+    generate(
+        service=DEV_SERVICE,
+        namespace=DEV_NAMESPACE,
+        out_dir=cert_dir,
+        hosts=DEV_HOSTS,
+        ips=DEV_IPS,
+    )
+    return True
+
+
+def _dns_names(service: str, namespace: str, hosts: Sequence[str]) -> list[str]:
+    names = [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    ]
+    for host in hosts:
+        if not host or any(c.isspace() for c in host):
+            raise CertError(f"invalid host name {host!r}")
+        if host not in names:
+            names.append(host)
+    return names
+
+
+def _ip_addresses(ips: Sequence[str]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    out: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for raw in ips:
+        try:
+            addr = ipaddress.ip_address(raw)
+        except ValueError:
+            raise CertError(f"invalid IP address {raw!r}") from None
+        if addr not in out:
+            out.append(addr)
+    return out
+
+
+def _make_ca(
+    key: CertificateIssuerPrivateKeyTypes, *, now: datetime.datetime, days: int
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME)])
+    public_key = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(_serial())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .sign(key, _hash_for(key))
+    )
+
+
+def _serving_pem(
+    *,
+    ca_cert: x509.Certificate,
+    ca_key: CertificateIssuerPrivateKeyTypes,
+    now: datetime.datetime,
+    days: int,
+    common_name: str,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[ipaddress.IPv4Address | ipaddress.IPv6Address],
+) -> tuple[bytes, bytes]:
+    """A new ECDSA P-256 key and its serving certificate signed by the CA: (cert PEM, key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    not_after = min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    sans += [x509.IPAddress(a) for a in ip_addresses]
+    public_key = key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(_serial())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(_authority_key_id(ca_cert, ca_key), critical=False)
+        .sign(ca_key, _hash_for(ca_key))
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+
+def _authority_key_id(
+    ca_cert: x509.Certificate, ca_key: CertificateIssuerPrivateKeyTypes
+) -> x509.AuthorityKeyIdentifier:
+    try:
+        ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+def _load_ca(
+    paths: CertPaths, now: datetime.datetime
+) -> tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes] | None:
+    """The CA in ``paths`` if both files exist and form a usable, unexpired CA; else None."""
+    try:
+        cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+        key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return None
+    if not isinstance(
+        key,
+        ec.EllipticCurvePrivateKey
+        | rsa.RSAPrivateKey
+        | ed25519.Ed25519PrivateKey
+        | ed448.Ed448PrivateKey,
+    ):
+        return None
+    if _spki(cert.public_key()) != _spki(key.public_key()):
+        return None
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+    if not constraints.ca:
+        return None
+    # Require a day of remaining life: a CA about to expire is not worth keeping.
+    if cert.not_valid_after_utc <= now + datetime.timedelta(days=1):
+        return None
+    if cert.not_valid_before_utc > now + _CLOCK_SKEW:
+        return None
+    return cert, key
+
+
+def _spki(public_key: Any) -> bytes:
+    der: bytes = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return der
+
+
+def _hash_for(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | None:
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+        return None
+    return hashes.SHA256()
+
+
+def _serial() -> int:
+    # Positive, at most 20 octets (RFC 5280 4.1.2.2), 159 random bits.
+    return secrets.randbits(159) | 1
+
+
+def _key_pem(key: CertificateIssuerPrivateKeyTypes) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _write_atomic(path: Path, data: bytes, *, mode: int = _CERT_MODE) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
+
+    The temp file is created 0600 by ``mkstemp`` and only widened (for certificates) after the
+    content is written, so key material is never readable by others, not even transiently.
+    """
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+            os.fchmod(fh.fileno(), mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise CertError(f"{path}: cannot write: {_os_reason(exc)}") from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_ca_bundle(path: str | os.PathLike[str]) -> bytes:
+    """The PEM certificates in ``path``, re-encoded (anything else in the file is dropped).
+
+    Raises :class:`CertError` naming the file when it is missing, unreadable or holds no PEM
+    certificate. Only certificates are returned, so a combined cert+key file never leaks its
+    private key into a caBundle.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CertError(f"{path}: cannot read CA bundle: {_os_reason(exc)}") from exc
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise CertError(f"{path}: not a PEM certificate") from None
+    if not certs:
+        raise CertError(f"{path}: not a PEM certificate")
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def load_pair_summary(cert_path: str | os.PathLike[str]) -> str:
+    """One line describing the certificate at ``cert_path``: subject, SANs and notAfter."""
+    try:
+        data = Path(cert_path).read_bytes()
+    except OSError as exc:
+        raise CertError(f"{cert_path}: cannot read certificate: {_os_reason(exc)}") from exc
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise CertError(f"{cert_path}: not a PEM certificate") from None
+    return pair_summary(cert)
+
+
+def pair_summary(cert: x509.Certificate) -> str:
+    """One line describing a certificate: subject, SANs and notAfter."""
+    try:
+        san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = [f"DNS:{n}" for n in san_ext.get_values_for_type(x509.DNSName)]
+        sans += [f"IP:{a}" for a in san_ext.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        sans = []
+    except ValueError:
+        sans = ["<unparsable>"]
+    not_after = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"subject={cert.subject.rfc4514_string() or '<empty>'} "
+        f"sans={','.join(sans) or '<none>'} notAfter={not_after}"
+    )
+
+
+# --------------------------------------------------------------------------- injection
+
+
+async def inject_ca_bundle(
+    ca_pem: bytes,
+    *,
+    kubeconfig: str | None,
+    mutating: str = "pf-webhook",
+    validating: str = "pf-webhook",
+    timeout: float = 10.0,
+) -> list[str]:
+    """Set ``clientConfig.caBundle`` of every webhook in both configurations to ``ca_pem``.
+
+    Uses ``kubeconfig`` (or ``$KUBECONFIG``) when given, otherwise the in-cluster service
+    account. Both configurations are read before either is changed, so a missing one leaves the
+    other untouched. Each is changed with a JSON patch that touches only the caBundle fields and
+    first tests each webhook's name at its index, so a concurrent reorder fails instead of
+    writing the wrong entry. Returns one human-readable line per webhook. Every failure
+    (config, not found, forbidden, unreachable) is raised as :class:`CertError`.
+    """
+    # Imported here: kubernetes_asyncio is slow to import and only this command needs it.
+    from kubernetes_asyncio import client
+
+    from webhook.kube import client as kube_client
+
+    bundle = base64.b64encode(ca_pem).decode("ascii")
+    source = kubeconfig or os.environ.get("KUBECONFIG") or None
+    try:
+        connection = await kube_client.api_client(source)
+    except kube_client.KubeClientError as exc:
+        raise CertError(str(exc)) from None
+    if connection is None:
+        raise CertError("no cluster: pass --kubeconfig, set $KUBECONFIG, or run in a pod")
+    cfg = connection.configuration
+    host = getattr(cfg, "host", "?")
+    kind_m = "MutatingWebhookConfiguration"
+    kind_v = "ValidatingWebhookConfiguration"
+    lines: list[str] = []
+    try:
+        async with connection as api_client:
+            api = client.AdmissionregistrationV1Api(api_client)
+            current_m = await _call(
+                api.read_mutating_webhook_configuration(mutating, _request_timeout=timeout),
+                what=f"{kind_m} {mutating!r}",
+                host=host,
+            )
+            current_v = await _call(
+                api.read_validating_webhook_configuration(validating, _request_timeout=timeout),
+                what=f"{kind_v} {validating!r}",
+                host=host,
+            )
+            for kind, name, current, patch_fn in (
+                (kind_m, mutating, current_m, api.patch_mutating_webhook_configuration),
+                (kind_v, validating, current_v, api.patch_validating_webhook_configuration),
+            ):
+                ops, changes = bundle_patch(kind, name, current, bundle)
+                if ops:
+                    await _call(
+                        patch_fn(name, ops, _request_timeout=timeout),
+                        what=f"{kind} {name!r}",
+                        host=host,
+                    )
+                lines.extend(changes)
+    except CertError:
+        raise
+    except Exception as exc:  # closing the client or anything unforeseen: still one line
+        raise CertError(
+            f"caBundle injection via {host} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return lines
+
+
+def bundle_patch(
+    kind: str, name: str, current: Any, bundle: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    webhooks = list(getattr(current, "webhooks", None) or [])
+    if not webhooks:
+        return [], [f"{kind}/{name}: no webhooks, nothing to change"]
+    ops: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for i, hook in enumerate(webhooks):
+        hook_name = getattr(hook, "name", None) or f"#{i}"
+        client_config = getattr(hook, "client_config", None)
+        if client_config is not None and getattr(client_config, "ca_bundle", None) == bundle:
+            lines.append(f"{kind}/{name}: webhook {hook_name} caBundle already up to date")
+            continue
+        ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook.name})
+        ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": bundle})
+        lines.append(f"{kind}/{name}: webhook {hook_name} caBundle updated")
+    return ops, lines
+
+
+async def _call(awaitable: Any, *, what: str, host: str) -> Any:
+    import aiohttp
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from webhook.kube import client as kube_client
+
+    try:
+        return await awaitable
+    except ApiException as exc:
+        status = getattr(exc, "status", None)
+        message = kube_client.api_message(exc)
+        if status == 404:
+            raise CertError(f"{what} not found") from exc
+        if status in (401, 403):
+            raise CertError(f"{what}: forbidden ({status}): {message}") from exc
+        if status == 422 and "test operation" in message.lower():
+            raise CertError(f"{what} changed while patching; run inject again") from exc
+        raise CertError(f"{what}: API error {status}: {message}") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise CertError(f"cannot reach API server {host}: {exc or type(exc).__name__}") from exc
+    except TimeoutError as exc:
+        raise CertError(f"timed out talking to API server {host} about {what}") from exc
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``certs generate`` and ``certs inject`` to the ``pf-webhook`` subcommands."""
+    certs = sub.add_parser("certs", help="create certificates and install the caBundle")
+    certs_sub = certs.add_subparsers(dest="certs_command", metavar="COMMAND", required=True)
+
+    gen = certs_sub.add_parser(
+        "generate",
+        help="write ca.crt/ca.key and tls.crt/tls.key (the CA is reused if present)",
+    )
+    gen.add_argument("--service", required=True, help="Service name of the webhook")
+    gen.add_argument("--namespace", required=True, help="namespace of the Service")
+    gen.add_argument("--out", type=Path, default=Path("certs"), help="output dir (default: certs)")
+    gen.add_argument("--days", type=int, default=365, help="serving cert validity (default: 365)")
+    gen.add_argument(
+        "--host", action="append", default=[], metavar="H", help="extra DNS SAN (repeatable)"
+    )
+    gen.add_argument(
+        "--ip", action="append", default=[], metavar="IP", help="extra IP SAN (repeatable)"
+    )
+    gen.add_argument("--new-ca", action="store_true", help="replace the CA even if one is valid")
+    gen.set_defaults(handler=_cmd_generate)
+
+    inj = certs_sub.add_parser(
+        "inject", help="set caBundle of the webhook configurations to the CA certificate"
+    )
+    inj.add_argument(
+        "--ca-file", type=Path, default=Path("certs/ca.crt"), help="default: certs/ca.crt"
+    )
+    inj.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or in-cluster")
+    inj.add_argument("--mutating", default="pf-webhook", help="MutatingWebhookConfiguration name")
+    inj.add_argument(
+        "--validating", default="pf-webhook", help="ValidatingWebhookConfiguration name"
+    )
+    inj.set_defaults(handler=_cmd_inject)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    out_dir: Path = args.out
+    paths = CertPaths.in_dir(out_dir)
+    try:
+        ca_before = paths.ca_cert.read_bytes() if paths.ca_cert.is_file() else None
+        paths = generate(
+            service=args.service,
+            namespace=args.namespace,
+            out_dir=out_dir,
+            days=args.days,
+            hosts=tuple(args.host),
+            ips=tuple(args.ip),
+            new_ca=args.new_ca,
+        )
+        ca_reused = ca_before is not None and paths.ca_cert.read_bytes() == ca_before
+        summary = load_pair_summary(paths.tls_cert)
+    except (CertError, OSError) as exc:
+        return _fail(exc)
+    print(f"wrote {paths.tls_cert} and {paths.tls_key} ({summary})")
+    state = "reused existing CA" if ca_reused else "new CA"
+    print(f"CA certificate: {paths.ca_cert} ({state}; key in {paths.ca_key})")
+    return 0
+
+
+def _cmd_inject(args: argparse.Namespace) -> int:
+    try:
+        ca_pem = read_ca_bundle(args.ca_file)
+        lines = asyncio.run(
+            inject_ca_bundle(
+                ca_pem,
+                kubeconfig=args.kubeconfig,
+                mutating=args.mutating,
+                validating=args.validating,
+            )
+        )
+    except (CertError, OSError) as exc:
+        return _fail(exc)
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _fail(exc: BaseException) -> int:
+    message = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+    print(f"error: {_one_line(message)}", file=sys.stderr)
+    return 2
+
+
+def _os_reason(exc: OSError) -> str:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason}" if not exc.filename else f"{reason} ({exc.filename})"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

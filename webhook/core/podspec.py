@@ -1,0 +1,246 @@
+"""Pure: judge the pod template a function workload ends up with — its labels, annotations,
+tolerations, nodeSelector, volumes and every container's mounts — whoever put them there (the
+function's options, the worker, or someone editing the StatefulSet on UPDATE).
+
+What the cluster's own config (`runtimeCustomizerConfig`, the selector the worker derives from
+`customLabels`) puts there is trusted; everything else is held to `webhook.pod` and the
+customizer's allowed keys.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+from webhook.core import customizer, naming, tokens
+from webhook.core.config import Config, RuntimeOptions
+from webhook.core.findings import Finding
+
+TEMPLATE = "spec.template"
+POD = "spec.template.spec"
+# KubernetesRuntime gives every function pod these three (reference: pulsar-runtime.md §4)
+WORKER_TOLERATIONS = tuple(
+    {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}
+    for key in (
+        "node.kubernetes.io/not-ready",
+        "node.alpha.kubernetes.io/notReady",
+        "node.alpha.kubernetes.io/unreachable",
+    )
+)
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def check(
+    obj: Mapping[str, Any],
+    *,
+    container_index: int,
+    config: Config,
+    requested: RuntimeOptions | None,
+) -> list[Finding]:
+    """Findings for the resulting pod template. `requested` are the function's own options:
+    tolerations and nodeSelector keys they ask for are already judged (with the option's path)
+    by the customizer rules, so they are not reported twice."""
+    template = _mapping(obj["spec"].get("template"))
+    meta = _mapping(template.get("metadata"))
+    pod = _mapping(template.get("spec"))
+    selector = _mapping(_mapping(obj["spec"].get("selector")).get("matchLabels"))
+    cluster = config.cluster_options
+    found: list[Finding] = []
+    found += _labels(_mapping(meta.get("labels")), selector, cluster, requested, config)
+    found += _annotations(_mapping(meta.get("annotations")), cluster, requested, config)
+    if config.allowed_toleration_keys:
+        found += _tolerations(pod, cluster, requested, config)
+    if config.allowed_node_selector_keys:
+        found += _node_selector(pod, cluster, requested, config)
+    found += _auth_mounts(pod, container_index)
+    found += _host_paths(pod, config)
+    return found
+
+
+def _same_label(value: object, wanted: str | None, config: Config) -> bool:
+    return wanted is not None and value in (
+        wanted,
+        naming.to_label_value(wanted, config.label_style),
+    )
+
+
+def _labels(
+    labels: Mapping[str, Any],
+    selector: Mapping[str, Any],
+    cluster: RuntimeOptions,
+    requested: RuntimeOptions | None,
+    config: Config,
+) -> list[Finding]:
+    denied = config.pod.denied_label_matcher
+    if denied is None:
+        return []
+    asked = requested.extra_labels if requested is not None else {}
+    found = []
+    for key, value in labels.items():
+        if key in selector or not denied.fullmatch(key):
+            continue
+        if _same_label(value, cluster.extra_labels.get(key), config):
+            continue
+        if _same_label(value, asked.get(key), config):
+            continue  # reported at the option that asked for it (customizer.check)
+        found.append(
+            Finding(
+                "pod/labels",
+                f"{TEMPLATE}.metadata.labels[{key}]",
+                customizer.denied_label_message(key),
+            )
+        )
+    return found
+
+
+def _annotations(
+    annotations: Mapping[str, Any],
+    cluster: RuntimeOptions,
+    requested: RuntimeOptions | None,
+    config: Config,
+) -> list[Finding]:
+    denied = config.pod.denied_annotation_matcher
+    if denied is None:
+        return []
+    asked = requested.extra_annotations if requested is not None else {}
+    found = []
+    for key, value in annotations.items():
+        if not denied.fullmatch(key) or value in (
+            cluster.extra_annotations.get(key),
+            asked.get(key),
+        ):
+            continue
+        found.append(
+            Finding(
+                "pod/annotations",
+                f"{TEMPLATE}.metadata.annotations[{key}]",
+                customizer.denied_annotation_message(key),
+            )
+        )
+    return found
+
+
+def _toleration_identity(item: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), repr(v)) for k, v in item.items()))
+
+
+def _tolerations(
+    pod: Mapping[str, Any],
+    cluster: RuntimeOptions,
+    requested: RuntimeOptions | None,
+    config: Config,
+) -> list[Finding]:
+    exempt = {_toleration_identity(t) for t in (*WORKER_TOLERATIONS, *cluster.tolerations)}
+    if requested is not None:
+        exempt |= {_toleration_identity(t) for t in requested.tolerations}
+    found = []
+    for index, toleration in enumerate(_list(pod.get("tolerations"))):
+        if not isinstance(toleration, Mapping):
+            continue
+        key = toleration.get("key")
+        if key in config.allowed_toleration_keys or _toleration_identity(toleration) in exempt:
+            continue
+        shown = key if isinstance(key, str) else "(none: tolerates every taint)"
+        found.append(
+            Finding(
+                "customizer/tolerations",
+                f"{POD}.tolerations[{index}]",
+                f"toleration key {shown} is not allowed; allowed: {', '.join(config.allowed_toleration_keys)}",
+            )
+        )
+    return found
+
+
+def _node_selector(
+    pod: Mapping[str, Any],
+    cluster: RuntimeOptions,
+    requested: RuntimeOptions | None,
+    config: Config,
+) -> list[Finding]:
+    asked = requested.node_selector_labels if requested is not None else {}
+    found = []
+    for key, value in _mapping(pod.get("nodeSelector")).items():
+        if key in config.allowed_node_selector_keys:
+            continue
+        if cluster.node_selector_labels.get(key) == value or asked.get(key) == value:
+            continue
+        found.append(
+            Finding(
+                "customizer/node-selector",
+                f"{POD}.nodeSelector[{key}]",
+                f"nodeSelector key {key} is not allowed; allowed: {', '.join(config.allowed_node_selector_keys)}",
+            )
+        )
+    return found
+
+
+def _under(path: str, root: str) -> bool:
+    path, root = posixpath.normpath(path), posixpath.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _auth_mounts(pod: Mapping[str, Any], function_index: int) -> list[Finding]:
+    """Only the function container may hold the token: the volumes it mounts at /etc/auth and
+    every projected service-account token volume belong to it alone."""
+    containers = _list(pod.get("containers"))
+    function = _mapping(containers[function_index]) if function_index < len(containers) else {}
+    auth_volumes = {tokens.VOLUME}
+    for volume in _list(pod.get("volumes")):
+        sources = _list(_mapping(_mapping(volume).get("projected")).get("sources"))
+        if any(isinstance(s, Mapping) and "serviceAccountToken" in s for s in sources):
+            auth_volumes.add(str(_mapping(volume).get("name")))
+    for mount in _list(function.get("volumeMounts")):
+        mount = _mapping(mount)
+        if _under(str(mount.get("mountPath", "")), tokens.MOUNT_PATH):
+            auth_volumes.add(str(mount.get("name")))
+    found = []
+    for key in ("initContainers", "containers"):
+        for ci, container in enumerate(_list(pod.get(key))):
+            if key == "containers" and ci == function_index:
+                continue
+            for mi, mount in enumerate(_list(_mapping(container).get("volumeMounts"))):
+                mount = _mapping(mount)
+                name, path = str(mount.get("name")), str(mount.get("mountPath", ""))
+                if name in auth_volumes:
+                    why = f"mounts the function's credentials volume {name}"
+                elif _under(path, tokens.MOUNT_PATH):
+                    why = f"mounts {name} at {path}"
+                else:
+                    continue
+                found.append(
+                    Finding(
+                        "pod/auth-mounts",
+                        f"{POD}.{key}[{ci}].volumeMounts[{mi}]",
+                        f"container {_mapping(container).get('name')} {why}; only the function container may use {tokens.MOUNT_PATH} and its token",
+                    )
+                )
+    return found
+
+
+def _host_paths(pod: Mapping[str, Any], config: Config) -> list[Finding]:
+    allowed = config.pod.allowed_host_paths
+    found = []
+    for index, volume in enumerate(_list(pod.get("volumes"))):
+        host = _mapping(volume).get("hostPath")
+        if host is None:
+            continue
+        path = _mapping(host).get("path")
+        if isinstance(path, str) and any(_under(path, root) for root in allowed):
+            continue
+        where = "none are allowed" if not allowed else f"allowed: {', '.join(allowed)}"
+        found.append(
+            Finding(
+                "pod/host-path",
+                f"{POD}.volumes[{index}].hostPath",
+                f"volume {_mapping(volume).get('name')} mounts a node directory; {where} (webhook.pod.allowedHostPaths)",
+            )
+        )
+    return found

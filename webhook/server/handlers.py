@@ -1,0 +1,342 @@
+"""Shell: the admission and ops applications and how each request is answered.
+
+Contract: every request gets an answer the API server can act on. A body we cannot read is a
+4xx with `{"error": "<one line>"}`; a review is answered by the pure core (`webhook.review`),
+and a failure inside it becomes a denial naming only the exception type. Each review is logged
+as one JSON line of metadata; object contents, env values and tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from webhook.core import review, workload
+from webhook.core.config import Config
+from webhook.core.policy import ClusterFacts
+from webhook.server import lifecycle, wire
+from webhook.server.state import STATE, ServerState
+
+FACTS_BACKSTOP_SECONDS: Final = 1.0
+T = TypeVar("T")
+
+# The server's records all carry logger "webhook.server", whichever module writes them.
+log = logging.getLogger("webhook.server")
+
+
+def _reject(state: ServerState, status: int, kind: str, message: str) -> web.Response:
+    state.metrics.errors.labels(kind).inc()
+    # the message may quote values from the body (apiVersion, kind, operation): not logged
+    log.info("rejected", extra={"fields": {"status": status, "kind": kind}})
+    return wire.error(status, message)
+
+
+async def _facts(
+    state: ServerState, obj: Mapping[str, Any], *, namespace: str, config: Config
+) -> ClusterFacts | None:
+    provider = state.provider
+    if provider is None:
+        return None
+    timeout = config.kube.timeout_seconds
+    try:
+        # The provider keeps to the budget itself and answers with what it knows; this is the
+        # backstop for one that does not (later, so the two never race).
+        async with asyncio.timeout(timeout + FACTS_BACKSTOP_SECONDS):
+            return await provider.facts(obj, namespace=namespace, config=config)
+    except TimeoutError:
+        state.metrics.errors.labels("facts_timeout").inc()
+        return ClusterFacts(unavailable=f"API server did not answer within {timeout:g}s")
+    except Exception as exc:
+        state.metrics.errors.labels("facts").inc()
+        log.warning("cluster lookup failed", extra={"fields": {"error": type(exc).__name__}})
+        return ClusterFacts(unavailable=f"cluster lookup failed ({type(exc).__name__})")
+
+
+async def _off_loop(state: ServerState, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` on the review thread: a big review (parsing 3 MB, mutating 60,000 env
+    entries takes seconds) never stops the loop that answers `/healthz` and other reviews."""
+    if state.review_thread is None:
+        return work(*args)
+    return await asyncio.get_running_loop().run_in_executor(state.review_thread, work, *args)
+
+
+def _parse(body: bytes) -> review.AdmissionReview:
+    doc = wire.load_json(body)
+    if not isinstance(doc, Mapping):
+        raise review.ReviewError(
+            f"body must be a JSON object (an AdmissionReview), got {type(doc).__name__}"
+        )
+    return review.parse(doc)
+
+
+def _respond(
+    parsed: review.AdmissionReview, config: Config, mode: review.Mode, facts: ClusterFacts | None
+) -> tuple[str, review.Outcome]:
+    answer, outcome = review.respond(parsed, config, mode=mode, facts=facts)
+    return wire.dumps(answer), outcome
+
+
+async def _decide(
+    state: ServerState, parsed: review.AdmissionReview, mode: review.Mode
+) -> tuple[str, review.Outcome]:
+    """The answer's JSON text and what was decided."""
+    config = state.config
+    request = parsed["request"]
+    facts = None
+    if mode == "validate" and request["operation"] in ("CREATE", "UPDATE"):
+        obj = _typed(request)
+        # other objects need no cluster lookups
+        if workload.is_function_workload(obj) or workload.is_function_service(obj):
+            metadata = obj.get("metadata")
+            namespace = request.get("namespace") or (
+                metadata.get("namespace") if isinstance(metadata, Mapping) else None
+            )
+            facts = await _facts(state, obj, namespace=str(namespace or ""), config=config)
+    return await _off_loop(state, _respond, parsed, config, mode, facts)
+
+
+def _typed(request: review.AdmissionRequest) -> dict[str, Any]:
+    """request.object with apiVersion/kind from request.kind when the object omits them."""
+    kind: Mapping[str, Any] = request.get("kind") or {}
+    group, version = kind.get("group") or "", kind.get("version") or ""
+    defaults = {
+        "apiVersion": f"{group}/{version}" if group else version,
+        "kind": kind.get("kind") or "",
+    }
+    return {**{k: v for k, v in defaults.items() if v}, **request["object"]}
+
+
+async def _admit(request: web.Request, mode: review.Mode) -> web.Response:
+    state = request.app[STATE]
+    started = time.perf_counter()
+    state.in_flight += 1
+    try:
+        response = await _answer(request, state, mode, started)
+        if state.shutting_down:
+            response.force_close()  # draining: the client's next request opens a new connection
+        return response
+    finally:
+        state.in_flight -= 1
+        state.metrics.latency.labels(mode).observe(time.perf_counter() - started)
+
+
+async def _answer(
+    request: web.Request, state: ServerState, mode: review.Mode, started: float
+) -> web.Response:
+    if request.content_type != "application/json":
+        return _reject(
+            state,
+            415,
+            "content_type",
+            f"Content-Type must be application/json, not {request.content_type}",
+        )
+    limits = state.limits
+    # Every body in memory at once is bounded: reserve what this one may take before reading.
+    reserve = limits.max_body_bytes
+    if request.content_length is not None and "Content-Encoding" not in request.headers:
+        reserve = min(reserve, request.content_length)
+    if state.body_bytes + reserve > limits.max_body_bytes_in_flight:
+        response = _reject(state, 503, "busy", "too many request bodies in progress; retry")
+        response.headers["Retry-After"] = "1"
+        return response
+    state.body_bytes += reserve
+    try:
+        return await _read_and_answer(request, state, mode, started)
+    finally:
+        state.body_bytes -= reserve
+
+
+async def _read_and_answer(
+    request: web.Request, state: ServerState, mode: review.Mode, started: float
+) -> web.Response:
+    limits = state.limits
+    try:
+        async with asyncio.timeout(limits.body_timeout_seconds):
+            body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _reject(
+            state,
+            413,
+            "too_large",
+            f"body is larger than the limit of {limits.max_body_bytes} bytes",
+        )
+    except TimeoutError:
+        return _give_up(
+            request,
+            _reject(
+                state,
+                408,
+                "body_timeout",
+                f"the body did not arrive within {limits.body_timeout_seconds:g}s "
+                f"(Content-Length {request.content_length})",
+            ),
+        )
+    except web.RequestPayloadError as exc:  # bad gzip, a framing error inside the body
+        detail = getattr(exc.__cause__, "message", None) or str(exc)
+        return _give_up(
+            request, _reject(state, 400, "bad_encoding", f"cannot read the body: {detail}")
+        )
+    except ConnectionError:  # the client went away mid-body; nobody reads this answer
+        return _reject(state, 400, "disconnected", "connection lost while reading the body")
+    try:
+        parsed = await _off_loop(state, _parse, body)
+    except wire.BadJson as exc:
+        return _reject(state, 400, "bad_json", str(exc))
+    except review.ReviewError as exc:
+        return _reject(state, 400, "bad_review", str(exc))
+    except Exception as exc:  # a bug of ours; the uid is not known yet
+        return _internal_error(state, mode, "", exc)
+    uid = parsed["request"]["uid"]
+    try:
+        text, outcome = await _decide(state, parsed, mode)
+    except Exception as exc:
+        return _internal_error(state, mode, uid, exc)
+    m = state.metrics
+    m.decisions.labels(mode, outcome.decision).inc()
+    for rule, action in outcome.rules:
+        m.findings.labels(rule, action).inc()
+    log.info("review", extra={"fields": _review_fields(mode, outcome, started)})
+    return web.Response(text=text, content_type="application/json")
+
+
+def _internal_error(state: ServerState, mode: str, uid: str, exc: Exception) -> web.Response:
+    state.metrics.errors.labels("internal").inc()
+    state.metrics.decisions.labels(mode, "error").inc()
+    log.error(
+        "internal error",
+        extra={"fields": {"endpoint": mode, "uid": uid, "error": type(exc).__name__}},
+    )
+    text = wire.dumps(wire.internal_error_review(uid, exc))
+    # HTTP 500 (with the review as body, so the message is readable) makes the API server
+    # apply the webhook's failurePolicy, as for any webhook failure.
+    return web.Response(status=500, text=text, content_type="application/json")
+
+
+def _give_up(request: web.Request, response: web.Response) -> web.Response:
+    """Answer, then close without reading the rest of the body: it is late or unreadable."""
+    request.content.feed_eof()  # aiohttp would otherwise drain it (and fail again) before closing
+    response.force_close()
+    return response
+
+
+def _review_fields(mode: str, outcome: review.Outcome, started: float) -> dict[str, Any]:
+    """The log line's fields: identity and decision only, never object contents."""
+    return {
+        "endpoint": mode,
+        "uid": outcome.uid,
+        "kind": outcome.kind,
+        "namespace": outcome.namespace,
+        "name": outcome.name,
+        "operation": outcome.operation,
+        "decision": outcome.decision,
+        "rules": [f"{rule}={action}" for rule, action in outcome.rules],
+        "warnings": outcome.warnings,
+        "dry_run": outcome.dry_run,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+async def mutate(request: web.Request) -> web.Response:
+    return await _admit(request, "mutate")
+
+
+async def validate(request: web.Request) -> web.Response:
+    return await _admit(request, "validate")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"}, dumps=wire.dumps)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    reasons = request.app[STATE].not_ready()
+    if reasons:
+        return web.json_response({"ready": False, "reasons": reasons}, status=503, dumps=wire.dumps)
+    return web.json_response({"ready": True}, dumps=wire.dumps)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[STATE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+_ERROR_KINDS: Final = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def _errors_middleware(routes: str) -> Middleware:
+    """HTTP errors as `{"error": ...}`; an unexpected exception as a 500, never a traceback."""
+
+    @web.middleware
+    async def errors(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        state = request.app[STATE]
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            headers = {}
+            if isinstance(exc, web.HTTPMethodNotAllowed):
+                message = f"method {exc.method} is not allowed on {request.path} (use {', '.join(sorted(exc.allowed_methods))})"
+                headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            elif isinstance(exc, web.HTTPNotFound):
+                message = f"no such path {request.path}; this port serves {routes}"
+            else:
+                message = exc.text or exc.reason
+            state.metrics.errors.labels(_ERROR_KINDS.get(exc.status, f"http_{exc.status}")).inc()
+            return wire.error(exc.status, message, headers=headers)
+        except Exception as exc:
+            state.metrics.errors.labels("internal").inc()
+            log.error(
+                "internal error",
+                extra={"fields": {"path": request.path, "error": type(exc).__name__}},
+            )
+            return wire.error(500, f"internal error in pf-webhook: {type(exc).__name__}")
+
+    return errors
+
+
+@web.middleware
+async def _started(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A request's headers are in: the connection's header timer is done."""
+    connections = request.app[STATE].connections
+    if connections is not None:
+        connections.request_started(request.protocol)
+    return await handler(request)
+
+
+def create_app(state: ServerState) -> web.Application:
+    """The admission application (`POST /mutate`, `POST /validate`), served over HTTPS. It owns
+    the long-lived resources: the facts provider and the certificate and config watchers."""
+    app = web.Application(
+        client_max_size=state.limits.max_body_bytes,
+        middlewares=[_started, _errors_middleware("POST /mutate, POST /validate")],
+    )
+    app[STATE] = state
+    app.router.add_post("/mutate", mutate)
+    app.router.add_post("/validate", validate)
+    app.cleanup_ctx.append(lifecycle.review_thread)
+    app.cleanup_ctx.append(lifecycle.facts_provider)
+    app.cleanup_ctx.append(lifecycle.watchers)
+    app.cleanup_ctx.append(lifecycle.certificate_manager)
+    return app
+
+
+def create_ops_app(state: ServerState) -> web.Application:
+    """Health, readiness and metrics, served over plain HTTP on the metrics port."""
+    app = web.Application(middlewares=[_errors_middleware("GET /healthz, /readyz, /metrics")])
+    app[STATE] = state
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
