@@ -20,9 +20,10 @@ import jsonpatch
 import pytest
 from kubernetes_asyncio import client as k8s
 
+from tests.unit import test_golden as golden
 from tests.unit.test_server import ClientFactory, post_review, state_with
 from tests.worker import admission_review, statefulset
-from webhook.core import analysis, command, config, workload
+from webhook.core import analysis, command, config, mutation, policy, workload
 from webhook.kube import caches
 from webhook.server import handlers
 
@@ -107,3 +108,16 @@ async def test_one_review_detects_analyses_and_tokenises_once(
     response = validated["response"]
     assert response["allowed"] is True, response
     assert not [w for w in response.get("warnings", []) if "could not check" in w]
+
+
+@pytest.mark.parametrize("path", golden.CASES, ids=lambda p: p.stem)
+def test_the_validation_reads_the_object_without_changing_it(path: Path) -> None:
+    """The validation reads the review's own object (it copies it only to drop nulls): it
+    must never write into it, neither as sent nor after our mutation."""
+    case = golden._load(path)
+    cfg = golden._config(case)
+    sent = golden._input(case)
+    for obj in (sent, mutation.mutate(copy.deepcopy(sent), cfg).obj):
+        before = copy.deepcopy(obj)
+        policy.validate(obj, cfg)
+        assert obj == before

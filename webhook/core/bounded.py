@@ -4,6 +4,7 @@ ValueError of Python's int conversion."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -29,7 +30,9 @@ class JsonLimitError(ValueError):
     """The text is not JSON we read, or goes beyond a limit; the message says which."""
 
 
+@functools.lru_cache(maxsize=16)
 def _number_parsers(limits: Limits) -> tuple[Any, Any, Any]:
+    """The number hooks for `limits` (made once per configured limits, not per document)."""
     digits = limits.max_number_digits
 
     def parse_int(text: str) -> int:
@@ -69,10 +72,24 @@ def loads(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
         raise JsonLimitError(_depth_message(limits)) from None
     except UnicodeDecodeError:
         raise JsonLimitError("not UTF-8 text") from None
-    problem = problem_in(value, limits)
-    if problem:
-        raise JsonLimitError(problem)
+    # the hooks above bounded every number; only the nesting is left to check
+    if _too_deep(value, limits.max_json_depth):
+        raise JsonLimitError(_depth_message(limits))
     return value
+
+
+def _too_deep(value: Any, max_depth: int) -> bool:
+    """Whether a parsed JSON document nests containers deeper than `max_depth` (iterative;
+    counted as `problem_in` counts)."""
+    stack: list[tuple[Any, int]] = [([value], 0)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if type(node) is dict else node:
+            if (type(child) is dict or type(child) is list) and child:
+                if depth >= max_depth:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _depth_message(limits: Limits) -> str:
@@ -92,7 +109,13 @@ def problem_in(
     seen = 0
     while stack:
         node, depth = stack.pop()
-        children = node.values() if isinstance(node, Mapping) else node
+        kind = type(node)
+        if kind is dict:
+            children = node.values()
+        elif kind is list:
+            children = node
+        else:
+            children = node.values() if isinstance(node, Mapping) else node
         seen += len(children)
         if max_nodes is not None and seen > max_nodes:
             return f"more than {max_nodes} values"

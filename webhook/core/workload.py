@@ -255,12 +255,37 @@ def service_shape_error(obj: Mapping[str, Any]) -> str | None:
     )
 
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
 def without_nulls(value: Any) -> Any:
     """A deep copy of a JSON document without null-valued keys (the API server's reading)."""
     if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+        return {
+            k: v if type(v) in _SCALARS else without_nulls(v)
+            for k, v in value.items()
+            if v is not None
+        }
     if isinstance(value, list):
-        return [without_nulls(v) for v in value]
+        return [v if type(v) in _SCALARS else without_nulls(v) for v in value]
+    return value
+
+
+def null_free(value: Any) -> Any:
+    """`value` itself when it holds no null-valued key, else `without_nulls(value)`: for the
+    readers (the validation), who need the API server's reading but no copy of their own."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            children: Any = node.values()
+            if None in children:
+                return without_nulls(value)
+        elif type(node) is list:
+            children = node
+        else:
+            return without_nulls(value)  # a subclass (YAML): copied as before
+        stack.extend(c for c in children if type(c) is dict or type(c) is list)
     return value
 
 
@@ -391,7 +416,7 @@ def details_from(
 
 
 def _json_flag(script: command.Script, flag: str, path: str, limits: Limits) -> Any:
-    count = sum(1 for word in script.argv() if word.text == flag)
+    count = len(script.positions(flag))
     if count > 1:
         raise WorkloadError(f"{flag} appears {count} times on the instance's command")
     raw = script.get(flag)
