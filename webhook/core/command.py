@@ -291,7 +291,7 @@ def _commands(tokens: list[Word | _Op]) -> tuple[list[Command], list[str]]:
     while index < len(tokens):
         token = tokens[index]
         index += 1
-        if isinstance(token, Word):
+        if type(token) is Word:
             if start < 0 and token.plain and token.text in _RESERVED:
                 problems.append(f"a compound command ({token.text!r} at character {token.start})")
             words.append(token)
