@@ -59,13 +59,23 @@ def _number_parsers(limits: Limits) -> tuple[Any, Any, Any]:
     return parse_int, parse_float, parse_constant
 
 
+@functools.lru_cache(maxsize=16)
+def _decoder(limits: Limits) -> json.JSONDecoder:
+    """A decoder with the number hooks for `limits` (made once, not per document)."""
+    parse_int, parse_float, parse_constant = _number_parsers(limits)
+    return json.JSONDecoder(
+        parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant
+    )
+
+
 def loads(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     """Strict JSON within `limits`; JsonLimitError naming the problem otherwise."""
-    parse_int, parse_float, parse_constant = _number_parsers(limits)
     try:
-        value = json.loads(
-            text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant
-        )
+        if not isinstance(text, str):
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        elif text.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _decoder(limits).decode(text)
     except json.JSONDecodeError as exc:
         raise JsonLimitError(f"not valid JSON: {exc.msg} at character {exc.pos}") from None
     except RecursionError:

@@ -11,6 +11,7 @@ Bounded: nesting deeper than `max_depth` and numbers longer than `max_digits` ar
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -238,13 +239,9 @@ class _Lenient(Exception):
 _LENIENT: Any = object()
 
 
-def _strict(text: str, max_depth: int, max_digits: int) -> Any:
-    """The document, when it is strict JSON that the lenient reader would read the same (the
-    usual case, read by the C parser); else _LENIENT. Anything unusual (escapes `\\u`, which
-    the C parser joins into surrogate pairs and Gson does not; NaN; a limit passed; a syntax
-    error) goes to the lenient reader, which gives Gson's reading and its exact errors."""
-    if "\\u" in text:
-        return _LENIENT
+@functools.lru_cache(maxsize=16)
+def _decoder(max_digits: int) -> json.JSONDecoder:
+    """The C parser, keeping numbers as written (made once per limit, not per document)."""
 
     def number(word: str) -> JsonNumber:
         if len(word) > max_digits + 8:
@@ -254,8 +251,18 @@ def _strict(text: str, max_depth: int, max_digits: int) -> Any:
     def constant(word: str) -> Any:
         raise _Lenient
 
+    return json.JSONDecoder(parse_int=number, parse_float=number, parse_constant=constant)
+
+
+def _strict(text: str, max_depth: int, max_digits: int) -> Any:
+    """The document, when it is strict JSON that the lenient reader would read the same (the
+    usual case, read by the C parser); else _LENIENT. Anything unusual (escapes `\\u`, which
+    the C parser joins into surrogate pairs and Gson does not; NaN; a limit passed; a syntax
+    error) goes to the lenient reader, which gives Gson's reading and its exact errors."""
+    if "\\u" in text or text.startswith("\ufeff"):
+        return _LENIENT
     try:
-        value = json.loads(text, parse_int=number, parse_float=number, parse_constant=constant)
+        value = _decoder(max_digits).decode(text)
     except (_Lenient, ValueError, RecursionError):
         return _LENIENT
     # the lenient reader refuses a value nested deeper than max_depth (a value at level d,
