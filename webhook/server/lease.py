@@ -21,7 +21,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from webhook.certs import rotation
-from webhook.kube import client as kube_client
+from webhook.kube.client import error_text
 
 log = logging.getLogger("webhook.server")
 
@@ -75,7 +75,7 @@ class Elector:
             except Exception as exc:
                 log.warning(
                     "certificate Lease not renewed",
-                    extra={"fields": {"error": kube_client.error_text(exc)}},
+                    extra={"fields": {"error": error_text(exc)}},
                 )
                 ok = False
             now = time.monotonic()
@@ -174,5 +174,5 @@ class Elector:
         except Exception as exc:  # shutting down: the Lease then expires on its own
             log.warning(
                 "certificate Lease not released",
-                extra={"fields": {"error": kube_client.error_text(exc)}},
+                extra={"fields": {"error": error_text(exc)}},
             )
