@@ -463,7 +463,7 @@ async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
     review needing a live Secret read gets the same decision, within one budget."""
     from kubernetes_asyncio import client as k8s
 
-    from webhook.kube import caches as kube
+    from webhook.kube.caches import ClusterFacts
 
     silent: list[asyncio.StreamWriter] = []
 
@@ -473,7 +473,7 @@ async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
     peer = await asyncio.start_server(accept, "127.0.0.1", 0)
     port = peer.sockets[0].getsockname()[1]
     api = k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{port}"))
-    provider = kube.ClusterFacts(api, timeout=0.2)
+    provider = ClusterFacts(api, timeout=0.2)
     for reflector in (*provider.secret_meta.values(), provider.statefulsets):
         reflector.synced.set()  # as after the first list; the watches are not started
     config = loads("webhook: {kube: {timeoutSeconds: 0.2}, secrets: {verify: warn}}")
