@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes_asyncio import client, watch
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from webhook.certs import cert_secret, rotation
 from webhook.certs.inject import bundle_patch
-from webhook.kube.client import error_text
+from webhook.kube.client import KubeError, call, error_text, host_of
 from webhook.server.lease import Elector
 from webhook.server.metrics import Metrics
 from webhook.server.tls import CertLoadError, ServingCerts
@@ -68,6 +67,8 @@ class ManagedCerts:
         self.metrics = metrics
         self.core = client.CoreV1Api(api)
         self.admission = client.AdmissionregistrationV1Api(api)
+        self.host = host_of(api)
+        self.what = f"Secret {settings.namespace}/{settings.secret}"
         self.elector = Elector(
             api,
             namespace=settings.namespace,
@@ -137,8 +138,12 @@ class ManagedCerts:
         backoff = 0.5
         while True:
             try:
-                listed = await self.core.list_namespaced_secret(
-                    self.s.namespace, field_selector=selector, _request_timeout=self.s.timeout
+                listed = await call(
+                    self.core.list_namespaced_secret(
+                        self.s.namespace, field_selector=selector, _request_timeout=self.s.timeout
+                    ),
+                    what=f"listing {self.what}",
+                    host=self.host,
                 )
                 for item in listed.items or []:
                     self._serve(item)
@@ -190,10 +195,14 @@ class ManagedCerts:
 
     async def _read(self) -> Any | None:
         try:
-            return await self.core.read_namespaced_secret(
-                self.s.secret, self.s.namespace, _request_timeout=self.s.timeout
+            return await call(
+                self.core.read_namespaced_secret(
+                    self.s.secret, self.s.namespace, _request_timeout=self.s.timeout
+                ),
+                what=f"reading {self.what}",
+                host=self.host,
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -258,8 +267,12 @@ class ManagedCerts:
             "data": {k: base64.b64encode(v).decode("ascii") for k, v in data.items()},
         }
         if secret is None:
-            await self.core.create_namespaced_secret(
-                self.s.namespace, body, _request_timeout=self.s.timeout
+            await call(
+                self.core.create_namespaced_secret(
+                    self.s.namespace, body, _request_timeout=self.s.timeout
+                ),
+                what=f"creating {self.what}",
+                host=self.host,
             )
             return
         body["metadata"]["resourceVersion"] = secret.metadata.resource_version
@@ -267,8 +280,12 @@ class ManagedCerts:
             **(secret.metadata.labels or {}),
             **body["metadata"]["labels"],
         }
-        await self.core.replace_namespaced_secret(
-            self.s.secret, self.s.namespace, body, _request_timeout=self.s.timeout
+        await call(
+            self.core.replace_namespaced_secret(
+                self.s.secret, self.s.namespace, body, _request_timeout=self.s.timeout
+            ),
+            what=f"writing {self.what}",
+            host=self.host,
         )
 
     async def _publish(self, bundle: bytes) -> bool:
@@ -292,23 +309,25 @@ class ManagedCerts:
         ):
             if not self.elector.is_leader():
                 return False
+            what = f"{kind} {name}"
             try:
-                current = await read(name, _request_timeout=self.s.timeout)
+                current = await call(
+                    read(name, _request_timeout=self.s.timeout), what=what, host=self.host
+                )
                 ops, _ = bundle_patch(kind, name, current, encoded)
                 if ops:
-                    await patch(name, ops, _request_timeout=self.s.timeout)
+                    await call(
+                        patch(name, ops, _request_timeout=self.s.timeout), what=what, host=self.host
+                    )
                     log.info(
                         "caBundle published", extra={"fields": {"configuration": f"{kind}/{name}"}}
                     )
-            except ApiException as exc:
+            except KubeError as exc:
+                if exc.status is None:  # no answer (timeout, unreachable): the upkeep retries
+                    raise
                 ok = False
                 log.warning(
                     "caBundle not published",
-                    extra={
-                        "fields": {
-                            "configuration": f"{kind}/{name}",
-                            "error": error_text(exc),
-                        }
-                    },
+                    extra={"fields": {"configuration": f"{kind}/{name}", "error": str(exc)}},
                 )
         return ok
