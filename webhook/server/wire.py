@@ -35,7 +35,7 @@ def error(status: int, message: str, *, headers: Mapping[str, str] | None = None
     )
 
 
-class BadJson(ValueError):
+class BadJson(errors.UserError, ValueError):
     """The body is not strict JSON; the message says where, without quoting the body."""
 
 
