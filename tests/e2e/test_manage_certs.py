@@ -515,9 +515,7 @@ def test_forced_rotations_of_leaf_then_ca_fail_no_admission(setup: Setup) -> Non
     thread.start()
     try:
         before = kube.secret()
-        kube.kubectl(
-            "-n", SYSTEM, "annotate", "secret", f"{NAME}-certs", "pf-webhook/rotate=leaf"
-        )
+        kube.kubectl("-n", SYSTEM, "annotate", "secret", f"{NAME}-certs", "pf-webhook/rotate=leaf")
         wait_for(lambda: kube.secret()["tls.crt"] != before["tls.crt"], 20, "a new leaf")
         leaf = kube.secret()
         assert leaf["ca.crt"] == before["ca.crt"]
@@ -532,13 +530,9 @@ def test_forced_rotations_of_leaf_then_ca_fail_no_admission(setup: Setup) -> Non
         bundle = x509.load_pem_x509_certificates(rotated["ca-bundle.crt"])
         assert [der_of(c) for c in bundle][1:] == [der(before["ca.crt"])]
         wait_for(
-            lambda: kube.ca_bundles() == [rotated["ca-bundle.crt"]] * 4,
-            20,
-            "old+new CA published",
+            lambda: kube.ca_bundles() == [rotated["ca-bundle.crt"]] * 4, 20, "old+new CA published"
         )
-        wait_for(
-            lambda: kube.secret()["tls.crt"] != leaf["tls.crt"], 30, "a leaf from the new CA"
-        )
+        wait_for(lambda: kube.secret()["tls.crt"] != leaf["tls.crt"], 30, "a leaf from the new CA")
         final = kube.secret()
         issuer = x509.load_pem_x509_certificate(final["tls.crt"]).issuer
         assert issuer == x509.load_pem_x509_certificate(final["ca.crt"]).subject
