@@ -19,6 +19,7 @@ from webhook.core import bounded, mutation, patch, policy, selector
 from webhook.core.analysis import Subject, classify
 from webhook.core.cluster import ClusterFacts, Lookups
 from webhook.core.config import Config
+from webhook.core.errors import UserError
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -71,7 +72,7 @@ class AdmissionReview(TypedDict, total=False):
     response: AdmissionResponse
 
 
-class ReviewError(ValueError):
+class ReviewError(UserError, ValueError):
     """The body is not an AdmissionReview we can answer (-> HTTP 400)."""
 
 
