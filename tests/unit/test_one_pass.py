@@ -112,8 +112,8 @@ async def test_one_review_detects_analyses_and_tokenises_once(
 
 @pytest.mark.parametrize("path", golden.CASES, ids=lambda p: p.stem)
 def test_the_validation_reads_the_object_without_changing_it(path: Path) -> None:
-    """The validation reads the review's own object (it copies it only to drop nulls): it
-    must never write into it, neither as sent nor after our mutation."""
+    """The validation only reads the review's object: it must never write into it, neither
+    as sent nor after our mutation."""
     case = golden._load(path)
     cfg = golden._config(case)
     sent = golden._input(case)

@@ -175,7 +175,7 @@ def validate_subject(
     analysis = subject.analysis
     if analysis is None:
         return ValidationResult()
-    obj = workload.null_free(subject.obj)  # null means absent, as the API server reads it
+    obj = workload.without_nulls(subject.obj)  # null means absent, as the API server reads it
     findings = list(_findings(obj, analysis, config, facts=facts, namespace=namespace))
     return ValidationResult(decisions=_decide(findings, config), is_function=True)
 

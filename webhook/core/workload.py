@@ -272,24 +272,6 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
-def null_free(value: Any) -> Any:
-    """`value` itself when it holds no null-valued key, else `without_nulls(value)`: for the
-    readers (the validation), who need the API server's reading but no copy of their own."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if type(node) is dict:
-            children: Any = node.values()
-            if None in children:
-                return without_nulls(value)
-        elif type(node) is list:
-            children = node
-        else:
-            return without_nulls(value)  # a subclass (YAML): copied as before
-        stack.extend(c for c in children if type(c) is dict or type(c) is list)
-    return value
-
-
 def function_container_index(obj: Mapping[str, Any]) -> int:
     """The container named `pulsarfunction`, else the only container; else WorkloadError."""
     containers = obj["spec"]["template"]["spec"].get("containers") or []
