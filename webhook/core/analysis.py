@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.core import command, customizer, secrets, tokens, workload
+from webhook.core import command, customizer, secrets, shape, tokens, workload
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
 from webhook.core.config import Config, RuntimeOptions
 from webhook.core.findings import Finding
@@ -40,7 +40,7 @@ class Analysis:
 
 def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis:
     """Raises Refusal when the object is not a StatefulSet we can read."""
-    problem = workload.shape_error(obj)
+    problem = shape.statefulset_problem(obj)
     if problem:
         raise Refusal(f"object of the wrong shape: {problem}")
     try:

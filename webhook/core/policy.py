@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from webhook.core import customizer, labels, naming, podspec, quantity, selector, tokens, workload
+from webhook.core import (
+    customizer,
+    labels,
+    naming,
+    podspec,
+    quantity,
+    selector,
+    shape,
+    tokens,
+    workload,
+)
 from webhook.core.analysis import Analysis, Refusal, analyse, command_edits
 from webhook.core.config import Action, Config, Resources
 from webhook.core.findings import Finding
@@ -102,7 +112,7 @@ def validate_service(
 ) -> ValidationResult:
     """A function's Service: its name, its labels and selector, no selector-key override, and
     (with cluster facts) a selector consistent with the function's StatefulSet."""
-    problem = workload.service_shape_error(obj)
+    problem = shape.service_problem(obj)
     if problem:
         return ValidationResult(refusal=f"object of the wrong shape: {problem}", is_function=True)
     obj = workload.without_nulls(obj)
