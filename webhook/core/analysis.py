@@ -10,7 +10,7 @@ from typing import Any
 from webhook.core import command, customizer, secrets, shape, tokens, workload
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
 from webhook.core.config import Config, RuntimeOptions
-from webhook.core.findings import Finding
+from webhook.core.rules import Finding
 
 
 class Refusal(ValueError):
@@ -64,7 +64,7 @@ def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis
     return Analysis(
         container_index=index,
         details=details,
-        details_findings=tuple(Finding("function/details", p.path, p.message) for p in problems),
+        details_findings=tuple(Finding(workload.DETAILS, p.path, p.message) for p in problems),
         secret_refs=tuple(refs),
         secret_findings=tuple(secret_findings),
         options=options,

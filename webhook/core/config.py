@@ -17,57 +17,10 @@ from typing import Any, Final, Literal
 
 import yaml
 
-from webhook.core import quantity
+from webhook.core import quantity, rules
 from webhook.core.bounded import Limits
 from webhook.core.gson import JsonNumber
-
-Action = Literal["deny", "warn", "audit", "off"]
-ACTIONS: tuple[Action, ...] = ("deny", "warn", "audit", "off")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A validation rule: its id, what it checks (one line), and its action when the config
-    does not set one (None: the global `policy.enforcement`)."""
-
-    id: str
-    checks: str
-    default: Action | None = None
-
-
-# The one rule registry: README's rule table lists the same ids in the same order.
-RULE_REGISTRY: tuple[Rule, ...] = (
-    Rule("function/details", "the function details parse, within the JSON and command limits"),
-    Rule(
-        "command/uneditable",
-        "our flags can be shown to reach the instance's own argv in its sh -c command",
-    ),
-    Rule("naming/label-key", "every label key is valid Kubernetes syntax"),
-    Rule("naming/label-value", "every label value is valid Kubernetes syntax"),
-    Rule("naming/statefulset-name", "a DNS-1123 label of at most 52 characters"),
-    Rule("naming/service-name", "spec.serviceName is a DNS-1035 label"),
-    Rule("naming/selector-collision", "no other StatefulSet selects the same pods"),
-    Rule("secrets/entry", "each secretsMap entry is valid, and the map within its size limit"),
-    Rule("secrets/exists", "the Secret and key exist (default: webhook.secrets.verify)"),
-    Rule("tokens/audience", "the token audience is present when required, and allowed"),
-    Rule("tokens/expiration", "the token expiration is within [600, maxExpirationSeconds]"),
-    Rule("tokens/mount-path", "no container mounts two volumes at one path"),
-    Rule("tokens/ca-secret", "the CA Secret exists and holds ca.crt"),
-    Rule("tokens/service-account", "the ServiceAccount the template names exists"),
-    Rule("customizer/options", "customRuntimeOptions parse; only allowed fields"),
-    Rule("customizer/tolerations", "only allowed toleration keys, requested or in the pod"),
-    Rule("customizer/node-selector", "only allowed nodeSelector keys, requested or in the pod"),
-    Rule("customizer/reserved-keys", "a function's options set no pf-webhook/ label or annotation"),
-    Rule("resources/requests-within-limits", "every request is at most its limit"),
-    Rule("resources/bounds", "Pulsar's min/max/granularity checks and maxResources"),
-    Rule("namespace/job-namespace", "the object's namespace equals the merged jobNamespace"),
-    Rule("pod/labels", "no pod label key that other workloads' selectors use"),
-    Rule("pod/annotations", "no security-relevant pod annotation (AppArmor, seccomp, ...)"),
-    Rule("pod/auth-mounts", "only the function container mounts the token or /etc/auth"),
-    Rule("pod/host-path", "hostPath volumes only under webhook.pod.allowedHostPaths"),
-)
-RULES: tuple[str, ...] = tuple(rule.id for rule in RULE_REGISTRY)
-_RULE_DEFAULTS: dict[str, Action] = {r.id: r.default for r in RULE_REGISTRY if r.default}
+from webhook.core.rules import ACTIONS, Action
 
 _PKG = "org.apache.pulsar.functions"
 KUBERNETES_RUNTIME_FACTORY = f"{_PKG}.runtime.kubernetes.KubernetesRuntimeFactory"
@@ -276,7 +229,8 @@ class Config:
             return self.rules[rule]
         if rule == "secrets/exists":
             return self.secrets_verify
-        return _RULE_DEFAULTS.get(rule, self.enforcement)
+        declared = rules.find(rule)
+        return declared.default if declared and declared.default else self.enforcement
 
 
 def default_config() -> Config:
@@ -817,16 +771,15 @@ def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
         changes["enforcement"] = _choice(
             policy["enforcement"], "webhook.policy.enforcement", ("deny", "warn", "audit")
         )
-    rules: dict[str, Action] = {}
+    actions: dict[str, Action] = {}
     for rule, action in _map(policy.get("rules"), "webhook.policy.rules").items():
-        if rule not in RULES:
-            raise ConfigError(
-                f"webhook.policy.rules.{rule}: unknown rule (rules: {', '.join(RULES)})"
-            )
+        if rules.find(rule) is None:
+            known = ", ".join(r.id for r in rules.declared())
+            raise ConfigError(f"webhook.policy.rules.{rule}: unknown rule (rules: {known})")
         action = "off" if action is False else action
-        rules[rule] = _choice(action, f"webhook.policy.rules.{rule}", ACTIONS)  # type: ignore[assignment]
-    if rules:
-        changes["rules"] = rules
+        actions[rule] = _choice(action, f"webhook.policy.rules.{rule}", ACTIONS)  # type: ignore[assignment]
+    if actions:
+        changes["rules"] = actions
 
     if "pod" in section:
         changes["pod"] = _pod_section(section["pod"])

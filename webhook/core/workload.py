@@ -15,8 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from webhook.core import bounded, command
+from webhook.core import bounded, command, rules
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
+
+DETAILS = rules.declare(
+    "function/details",
+    "the function details parse, within `limits` (the `sh -c` script within "
+    "`limits.maxCommandLength`)",
+)
 
 ENABLED_ANNOTATION = "pf-webhook/enabled"
 SECRETS_ANNOTATION = "pf-webhook/secrets"
