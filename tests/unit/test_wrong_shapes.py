@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import jsonpatch
 import pytest
@@ -224,3 +224,50 @@ def test_one_wrong_value_is_refused_at_the_field_it_was_put_or_accepted(
     problem = shape.statefulset_problem(_edited(path, copy.deepcopy(value)))
     if problem is not None:
         assert _rendered(path).match(problem), problem
+
+
+# ---------------------------------------------------------------------------------------------
+# the check is compiled from the declaration
+
+
+class _Item(TypedDict, total=False):
+    name: Required[str]
+    size: int | float
+
+
+class _Thing(TypedDict, total=False):
+    items: list[_Item]
+    tags: dict[str, str]
+    extra: dict[str, Any]
+
+
+@pytest.mark.parametrize(
+    ("thing", "problem"),
+    [
+        pytest.param({}, None, id="nothing-required-at-the-top"),
+        pytest.param({"items": [{"name": "a", "size": 1.5}]}, None, id="fits"),
+        pytest.param({"items": [{"size": 1}]}, "items[0].name is required", id="required"),
+        pytest.param(
+            {"items": [{"name": "a", "size": "big"}]},
+            "items[0].size must be a number, got str",
+            id="union",
+        ),
+        pytest.param({"tags": {"a": 1}}, "tags[a] must be a string, got int", id="map-value"),
+        pytest.param({"extra": {"a": [1, {}]}}, None, id="any-mapping-is-not-looked-into"),
+        pytest.param({"extra": []}, "extra must be a mapping, got list", id="any-mapping"),
+    ],
+)
+def test_the_check_follows_the_declaration(thing: dict[str, Any], problem: str | None) -> None:
+    assert shape.problem_finder(_Thing)(thing) == problem
+
+
+def test_a_declaration_the_check_cannot_follow_is_refused_at_import() -> None:
+    class Odd(TypedDict):
+        when: bytes
+
+    class Optional(TypedDict):
+        items: list[str] | None  # null is absent anyway: declare list[str]
+
+    for declared in (Odd, Optional):
+        with pytest.raises(TypeError, match="no shape check"):
+            shape.problem_finder(declared)

@@ -149,7 +149,7 @@ class _Node(NamedTuple):
     passes: frozenset[type] = frozenset()
 
 
-_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "a mapping", list: "a list"}
+_NAMES = {str: "a string", int: "an integer", float: "a number"}
 
 
 def _kind(value: object) -> str:
@@ -259,7 +259,7 @@ def _compile(hint: Any) -> _Node:
         return _list_of(_compile(args[0]))
     if origin is dict:
         return _Node(_any_mapping) if args[1] is Any else _map_of(_compile(args[1]))
-    if origin in (typing.Union, types.UnionType):
+    if origin in (typing.Union, types.UnionType) and all(arg in _NAMES for arg in args):
         return _leaf(args)
     if hint in _NAMES:
         return _leaf((hint,))
@@ -270,7 +270,11 @@ def _path(fragments: list[str]) -> str:
     return "".join(reversed(fragments)).removeprefix(".")
 
 
-def _runner(declared: type) -> Callable[[Mapping[str, Any]], str | None]:
+def problem_finder(declared: type) -> Callable[[Mapping[str, Any]], str | None]:
+    """The shape check of a TypedDict declaration (built once, at import): it answers why an
+    object does not have that shape, in one line naming the field path, or None. Declarations
+    may use nested TypedDicts, `Required`, list[X], dict[str, X] (dict[str, Any]: any mapping),
+    str, int, float and unions of those."""
     check = _compile(declared).check
 
     def problem(obj: Mapping[str, Any]) -> str | None:
@@ -280,9 +284,5 @@ def _runner(declared: type) -> Callable[[Mapping[str, Any]], str | None]:
     return problem
 
 
-statefulset_problem = _runner(StatefulSet)
-statefulset_problem.__doc__ = """Why the object is not a StatefulSet of the shape we read and
-write (one line naming the field path), or None."""
-service_problem = _runner(Service)
-service_problem.__doc__ = """Why the object is not a Service of the shape we read and write, or
-None."""
+statefulset_problem = problem_finder(StatefulSet)
+service_problem = problem_finder(Service)
