@@ -20,6 +20,7 @@ import yaml
 
 from webhook.core import quantity, rules
 from webhook.core.bounded import Limits
+from webhook.core.errors import UserError
 from webhook.core.gson import JsonNumber
 from webhook.core.rules import ACTIONS, Action
 
@@ -39,7 +40,7 @@ MIN_TOKEN_EXPIRATION = 600
 DEFAULT_TOKEN_EXPIRATION = 3600
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Invalid configuration; the message is one line naming the key and the problem."""
 
 

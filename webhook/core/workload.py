@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from webhook.core import bounded, command, rules
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
+from webhook.core.errors import UserError
 
 DETAILS = rules.declare(
     "function/details",
@@ -44,7 +45,7 @@ _RUNTIMES: dict[object, Runtime] = {
 CONTAINERS_PATH = "spec.template.spec.containers"
 
 
-class WorkloadError(ValueError):
+class WorkloadError(UserError, ValueError):
     """The object cannot be handled; the message says what and where."""
 
 
