@@ -10,7 +10,7 @@ import shlex
 import subprocess
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import worker
@@ -753,3 +753,35 @@ def test_digits_written_right_before_a_redirection_stay_an_argument() -> None:
     edited = command.set_flag("exec java --port abc>/dev/null", "--port", "2")
     assert edited == "exec java --port '2'>/dev/null"
     assert command.get_flag(edited, "--port") == "2"
+
+
+# the fast path (one regex pass for the worker's plain shapes) reads exactly as the lexer does
+
+FAST_ALPHABET = st.lists(
+    st.sampled_from(
+        [
+            *"ab-=_./:,09 \t\n\r'\"\\;&|#~*?[]{}()<>`!@",
+            *("$", "$A", "${A}", "${A##*-}", "${", "$(", "$1", "$#", "\u00a0", "\u2003"),
+            *("&&", "||", ";;", "=", "A=", "exec", "case"),
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(text=FAST_ALPHABET)
+def test_the_fast_path_reads_exactly_as_the_lexer(text: str) -> None:
+    fast = command._fast_tokens(text)
+    if fast is None:
+        return
+    slow, end = command._Lexer(text).tokens(0, 0, closing=False)
+    assert end == len(text)
+    assert fast == slow
+
+
+def test_the_fast_path_takes_the_worker_script_and_leaves_the_rest() -> None:
+    plain = "a && SHARD_ID=${POD_NAME##*-} && exec java -cp x/* --d '{\"a\":1}' ; b | c &"
+    assert command._fast_tokens(plain) == command._Lexer(plain).tokens(0, 0, False)[0]
+    for other in ('a "b"', "a\\ b", "a $(b)", "a #c", "a ~", "a >x", "a (b)", "a\u00a0b"):
+        assert command._fast_tokens(other) is None, other

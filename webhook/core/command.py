@@ -277,6 +277,51 @@ class _Lexer:
         return pos + 1, False  # a lone `$` is a literal dollar sign
 
 
+# The fast path: a script made only of blanks, words of plain characters, `$name` and simple
+# `${...}`, whole single-quoted words and the operators `&& || ;; ; & |` and newlines (what the
+# worker writes) is read by one regex pass. The words come out exactly as the lexer above reads
+# them; anything else (other quotes, backslashes, `$(`, `#`, `~`, redirections, parentheses,
+# Unicode spaces...) leaves a gap the pattern cannot match, and the whole script goes to the
+# lexer above.
+_FAST_TOKEN = re.compile(
+    r"([ \t]*+)(?:"
+    r"((?:[^\s'\"\\$`;&|()<>#~][^\s'\"\\$`;&|()<>]*+|\$\{[^}'\"\\$`{]*+\}|\$(?:[A-Za-z_][A-Za-z0-9_]*+|[0-9@*#?$!-]))"
+    r"(?:[^\s'\"\\$`;&|()<>]++|\$\{[^}'\"\\$`{]*+\}|\$(?:[A-Za-z_][A-Za-z0-9_]*+|[0-9@*#?$!-]))*+)"
+    r"(?=[ \t\n;&|]|\Z)"  # a word: plain characters, $name, ${...}
+    r"|'([^']*+)'(?=[ \t\n;&|]|\Z)"  # a single-quoted word
+    r"|(&&|\|\||;;|[;&|\n])"  # an operator
+    r"|\Z"  # trailing blanks
+    r"|([\s\S])"  # anything else: stop there (every position matches, so none is searched twice)
+    r")"
+)
+
+
+def _fast_tokens(text: str) -> list[Word | _Op] | None:
+    """The tokens of a script of the worker's plain shapes, or None (read it with `_Lexer`)."""
+    out: list[Word | _Op] = []
+    append, new, pos = out.append, tuple.__new__, 0
+    assignment = _ASSIGNMENT.match
+    for blanks, word, quoted, op, other in _FAST_TOKEN.findall(text):
+        pos += len(blanks)
+        if word:
+            end = pos + len(word)
+            expands = "$" in word or "*" in word or "?" in word or "[" in word
+            is_assignment = "=" in word and assignment(word) is not None
+            append(new(Word, (word, pos, end, expands, True, is_assignment, -1)))
+            pos = end
+        elif op:
+            end = pos + len(op)
+            append(new(_Op, (op, pos, end)))
+            pos = end
+        elif other:
+            return None
+        elif pos < len(text):  # a quoted word (maybe empty: '')
+            end = pos + len(quoted) + 2
+            append(new(Word, (quoted, pos, end, False, False, False, -1)))
+            pos = end
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # commands
 
@@ -429,7 +474,9 @@ def parse(script: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> Script:
         )
     if "\0" in script:
         raise CommandError(f"a NUL character at character {script.index(chr(0))}")
-    tokens, _ = _Lexer(script).tokens(0, 0, closing=False)
+    tokens = _fast_tokens(script)
+    if tokens is None:
+        tokens, _ = _Lexer(script).tokens(0, 0, closing=False)
     commands, problems = _commands(tokens)
     execs = []
     for command in commands:
