@@ -243,3 +243,51 @@ def test_converted_label_values_are_always_valid_and_stable(
     assert naming.to_label_value(converted, style) == converted
     if naming.is_label_value(value):
         assert converted == value
+
+
+# the patch itself: every difference becomes an op, types included (`==` sees 1, 1.0 and true
+# as equal; the API server does not)
+
+JSON_LEAVES = st.sampled_from([0, 1, 1.0, True, False, -0.0, 0.0, "1", "", "a/b~c"])
+JSON_DOCS = st.recursive(
+    JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["a", "b", "name", "x/y", "~"]), inner, max_size=4)
+        | st.lists(
+            st.fixed_dictionaries({"name": st.sampled_from(["p", "q", "r"]), "v": inner}),
+            max_size=3,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+def _strictly_equal(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_strictly_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_strictly_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _edited(doc: Any, data: st.DataObject) -> Any:
+    """A copy sharing its leaves (as the mutation's copy does), some of them changed."""
+    if isinstance(doc, dict):
+        return {k: _edited(v, data) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_edited(v, data) for v in doc]
+    return data.draw(JSON_LEAVES) if data.draw(st.integers(0, 4)) == 0 else doc
+
+
+@settings(max_examples=500, deadline=None)
+@given(doc=JSON_DOCS, data=st.data())
+def test_the_patch_carries_every_change_types_included(doc: Any, data: st.DataObject) -> None:
+    after = _edited(doc, data)
+    ops = patch.diff(doc, after)
+    applied = jsonpatch.apply_patch(copy.deepcopy(doc), ops)
+    assert _strictly_equal(applied, after), (doc, after, ops)
+    if _strictly_equal(doc, after):
+        assert ops == []

@@ -24,6 +24,28 @@ def escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
+def _same(before: Any, after: Any) -> bool:
+    """Whether `diff(before, after)` is empty: the same JSON, types included (`1`, `1.0` and
+    `true` differ) and NaN never the same. Only called where `before == after` (so the dicts
+    have the same keys and the lists the same lengths): the C comparison rules out most
+    differences, this walk the ones `==` does not see."""
+    kind = type(before)
+    if kind is not type(after):
+        return False
+    if kind is dict:
+        for key, old in before.items():
+            new = after[key]
+            if (old is not new or type(old) is float) and not _same(old, new):
+                return False
+        return True
+    if kind is list:
+        for old, new in zip(before, after, strict=True):
+            if (old is not new or type(old) is float) and not _same(old, new):
+                return False
+        return True
+    return before == after
+
+
 def diff(before: Any, after: Any, path: str = "") -> list[PatchOp]:
     if before is after and type(before) is not float:  # shared: nothing changed (NaN aside)
         return []
@@ -32,6 +54,8 @@ def diff(before: Any, after: Any, path: str = "") -> list[PatchOp]:
         return [{"op": "replace", "path": path, "value": after}]
     if kind in _SCALARS:
         return [] if before == after else [{"op": "replace", "path": path, "value": after}]
+    if (kind is dict or kind is list) and before == after and _same(before, after):
+        return []  # an untouched subtree of the copy: equal in C, then checked for types
     if isinstance(before, dict):
         ops: list[PatchOp] = []
         for key in before:
