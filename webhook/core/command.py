@@ -475,6 +475,7 @@ def parse(script: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> Script:
     if "\0" in script:
         raise CommandError(f"a NUL character at character {script.index(chr(0))}")
     tokens = _fast_tokens(script)
+    spaced = tokens is None
     if tokens is None:
         tokens, _ = _Lexer(script).tokens(0, 0, closing=False)
     commands, problems = _commands(tokens)
@@ -488,7 +489,7 @@ def parse(script: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> Script:
         named = [c for c in commands if _name_index(c) < len(c.words)]
         if named:
             instance, program = named[-1], _name_index(named[-1])
-    problem = problems[0] if problems else _shape_problem(commands, execs)
+    problem = problems[0] if problems else _shape_problem(commands, execs, spaced)
     return Script(script, tuple(commands), instance, program, problem)
 
 
@@ -497,7 +498,11 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:39] + "…")
 
 
-def _shape_problem(commands: list[Command], execs: list[tuple[Command, int]]) -> str | None:
+def _shape_problem(
+    commands: list[Command], execs: list[tuple[Command, int]], spaced: bool = True
+) -> str | None:
+    """Why an edit cannot be shown to land on the instance's argv; `spaced`: whether any word
+    may hold an unquoted odd space (never on the fast path)."""
     if not execs:
         return "the script has no `exec <program>` command to carry the flags"
     if len(execs) > 1:
@@ -522,14 +527,20 @@ def _shape_problem(commands: list[Command], execs: list[tuple[Command, int]]) ->
         return f"a command after the instance's exec (at character {later[0].start})"
     if instance.before == "|" or instance.after in ("|", "&"):
         return "the instance runs in a pipeline or in the background"
-    spaced = next((w for w in instance.words if w.odd_space >= 0), None)
-    if spaced is not None:
-        return f"a space character sh does not read as a blank (such as NBSP) at character {spaced.odd_space}"
+    odd_space = (
+        next((w.odd_space for w in instance.words if w.odd_space >= 0), -1) if spaced else -1
+    )
+    if odd_space >= 0:
+        return (
+            f"a space character sh does not read as a blank (such as NBSP) at character {odd_space}"
+        )
     word = instance.words[program]
     if word.expands or word.text.startswith("-"):
         return f"the program at character {word.start} is only known at run time"
-    go = any(w.text == "-instance-conf" for w in instance.words[program + 1 :])
-    if not (_INSTANCE_PROGRAM.fullmatch(word.text.rsplit("/", 1)[-1]) or go):
+    if not (
+        _INSTANCE_PROGRAM.fullmatch(word.text.rsplit("/", 1)[-1])
+        or any(w.text == "-instance-conf" for w in instance.words[program + 1 :])  # Go
+    ):
         return f"the exec'd program {_show(word.text)} is not a Pulsar instance (java, python3, or a Go binary with -instance-conf)"
     return None
 

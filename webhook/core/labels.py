@@ -9,6 +9,8 @@ from typing import Any
 from webhook.core import bounded, naming, rules
 from webhook.core.rules import Finding
 
+_SORTED_COMPACT_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
 LABEL_KEY = rules.declare("naming/label-key", "every label key is valid Kubernetes syntax")
 LABEL_VALUE = rules.declare("naming/label-value", "every label value is valid Kubernetes syntax")
 
@@ -62,7 +64,7 @@ def record_originals(obj: dict[str, Any], originals: dict[str, str]) -> None:
     if not isinstance(recorded, dict):
         recorded = {}
     merged = {**recorded, **originals}
-    text = json.dumps(merged, sort_keys=True, separators=(",", ":"))
+    text = _SORTED_COMPACT_JSON(merged)
     if annotations.get(ORIGINALS_ANNOTATION) != text:
         annotations[ORIGINALS_ANNOTATION] = text
 

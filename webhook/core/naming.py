@@ -78,6 +78,11 @@ def _fix_ends(value: str) -> str:
     return value
 
 
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_NOT_PULSAR_LABEL = re.compile(r"[^a-zA-Z0-9\-_.]")
+_NOT_POD_NAME = re.compile(r"[^a-z0-9\-.]")
+
+
 def to_label_value(value: str, style: LabelStyle = "documented") -> str:
     """Convert `value` into a valid label value; a valid value comes back unchanged.
 
@@ -89,21 +94,21 @@ def to_label_value(value: str, style: LabelStyle = "documented") -> str:
     if is_label_value(value):
         return value
     if style == "documented":
-        converted = re.sub(r"[^A-Za-z0-9]", "-", value)
+        converted = _NOT_ALNUM.sub("-", value)
     else:
-        converted = re.sub(r"[^a-zA-Z0-9\-_.]", "-", value.lower())
+        converted = _NOT_PULSAR_LABEL.sub("-", value.lower())
     return _fix_ends(_fix_ends(converted)[:MAX_LABEL])
 
 
 def pulsar_label_value(value: str) -> str:
     """The worker's toValidLabelName exactly, bug included (truncates after the end fix)."""
-    converted = re.sub(r"[^a-zA-Z0-9\-_.]", "-", value.lower())
+    converted = _NOT_PULSAR_LABEL.sub("-", value.lower())
     return _fix_ends(converted)[:MAX_LABEL]
 
 
 def to_valid_pod_name(value: str) -> str:
     """The worker's toValidPodName: lower-case, every char outside [a-z0-9-.] becomes `-`."""
-    return re.sub(r"[^a-z0-9\-.]", "-", value.lower())
+    return _NOT_POD_NAME.sub("-", value.lower())
 
 
 def _sha1_prefix(text: str) -> str:
@@ -140,6 +145,11 @@ def propose_job_name(*, tenant: str, namespace: str, name: str) -> tuple[str, st
 
 
 SERVICE_ACCOUNT_HASH = 16  # hex characters of SHA-256: 64 bits
+_NOT_LOWER_ALNUM = re.compile(r"[^a-z0-9]+")
+# json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False), made once
+_SORTED_COMPACT_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False
+).encode
 
 
 @functools.lru_cache(maxsize=64)
@@ -164,14 +174,9 @@ def service_account_name(template: str, *, tenant: str, namespace: str, name: st
     values = {"tenant": tenant, "namespace": namespace, "name": name}
     used = _template_fields(template)
     rendered = template.format(**values)
-    readable = re.sub(r"[^a-z0-9]+", "-", rendered.lower()).strip("-")
+    readable = _NOT_LOWER_ALNUM.sub("-", rendered.lower()).strip("-")
     digest = hashlib.sha256(
-        json.dumps(
-            {field: values[field] for field in used},
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode("utf-8")
+        _SORTED_COMPACT_JSON({field: values[field] for field in used}).encode("utf-8")
     ).hexdigest()[:SERVICE_ACCOUNT_HASH]
     stem = readable[: MAX_LABEL - 1 - SERVICE_ACCOUNT_HASH].rstrip("-") or "pf"
     return f"{stem}-{digest}"

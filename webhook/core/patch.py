@@ -43,7 +43,7 @@ def _same(before: Any, after: Any) -> bool:
             if (old is not new or type(old) is float) and not _same(old, new):
                 return False
         return True
-    return before == after
+    return bool(before == after)
 
 
 def diff(before: Any, after: Any, path: str = "") -> list[PatchOp]:

@@ -182,6 +182,9 @@ def _with_kind(obj: Mapping[str, Any], kind: Mapping[str, Any]) -> dict[str, Any
     return {**{k: v for k, v in defaults.items() if v}, **obj}
 
 
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., separators=)
+
+
 def short(text: str, limit: int = MAX_WARNING) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -252,9 +255,7 @@ def _mutate(
     response: AdmissionResponse = {"uid": uid, "allowed": True}
     ops = patch.diff(subject.obj, result.obj)
     if ops:
-        response["patch"] = base64.b64encode(
-            json.dumps(ops, separators=(",", ":")).encode()
-        ).decode()
+        response["patch"] = base64.b64encode(_COMPACT_JSON(ops).encode()).decode()
         response["patchType"] = "JSONPatch"
     if result.warnings:
         response["warnings"] = _bounded_warnings(list(result.warnings))
