@@ -114,7 +114,7 @@ class Outcome:
 def parse(doc: Mapping[str, Any], config: Config) -> Review:
     """Check the envelope (ReviewError with one line saying what is wrong), then read the
     object once: within the configured limits, what it is, its analysis."""
-    if not isinstance(doc, Mapping):
+    if not (type(doc) is dict or isinstance(doc, Mapping)):
         raise ReviewError(
             f"body must be a JSON object (an AdmissionReview), got {type(doc).__name__}"
         )
@@ -123,7 +123,7 @@ def parse(doc: Mapping[str, Any], config: Config) -> Review:
             f"expected apiVersion {API_VERSION} kind {KIND}, got apiVersion {doc.get('apiVersion')!r} kind {doc.get('kind')!r}"
         )
     request = doc.get("request")
-    if not isinstance(request, Mapping):
+    if not (type(request) is dict or isinstance(request, Mapping)):
         raise ReviewError("request is missing or not an object")
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
@@ -137,14 +137,14 @@ def parse(doc: Mapping[str, Any], config: Config) -> Review:
         if request.get(key) is not None and not isinstance(request[key], str):
             raise ReviewError(f"request.{key} must be a string")
     kind = request.get("kind")
-    if kind is not None and not isinstance(kind, Mapping):
+    if kind is not None and not (type(kind) is dict or isinstance(kind, Mapping)):
         raise ReviewError("request.kind must be an object {group, version, kind}")
     raw = request.get("object")
-    if operation in ("CREATE", "UPDATE") and not isinstance(raw, Mapping):
+    if operation in ("CREATE", "UPDATE") and not (type(raw) is dict or isinstance(raw, Mapping)):
         raise ReviewError(f"request.object must be an object for {operation}")
-    obj = _with_kind(raw, kind or {}) if isinstance(raw, Mapping) else None
+    obj = _with_kind(raw, kind or {}) if (type(raw) is dict or isinstance(raw, Mapping)) else None
     metadata = obj.get("metadata") if obj else None
-    if not isinstance(metadata, Mapping):
+    if not (type(metadata) is dict or isinstance(metadata, Mapping)):
         metadata = {}
     namespace = request.get("namespace") or metadata.get("namespace")
     name = request.get("name") or metadata.get("name") or ""

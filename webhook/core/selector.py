@@ -42,8 +42,8 @@ class Override:
 def _label_map(obj: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any]:
     node: Any = obj
     for key in path:
-        node = node.get(key) if isinstance(node, Mapping) else None
-    return node if isinstance(node, Mapping) else {}
+        node = node.get(key) if (type(node) is dict or isinstance(node, Mapping)) else None
+    return node if (type(node) is dict or isinstance(node, Mapping)) else {}
 
 
 def selector_of(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], tuple[str, ...]]:

@@ -55,7 +55,7 @@ class Projection:
 
 def _token_source(source: Mapping[str, Any]) -> Mapping[str, Any] | None:
     found = source.get("serviceAccountToken")
-    return found if isinstance(found, Mapping) else None
+    return found if (type(found) is dict or isinstance(found, Mapping)) else None
 
 
 def _volume_by_name(pod: Mapping[str, Any], name: str) -> dict[str, Any] | None:
@@ -67,7 +67,11 @@ def _volume_by_name(pod: Mapping[str, Any], name: str) -> dict[str, Any] | None:
 
 def _projected_sources(volume: Mapping[str, Any]) -> list[Any]:
     projected = volume.get("projected")
-    sources = projected.get("sources") if isinstance(projected, Mapping) else None
+    sources = (
+        projected.get("sources")
+        if (type(projected) is dict or isinstance(projected, Mapping))
+        else None
+    )
     return sources if isinstance(sources, list) else []
 
 
@@ -164,10 +168,12 @@ def _audience(value: object) -> str:
 
 def _is_ca_source(source: Mapping[str, Any]) -> bool:
     secret = source.get("secret")
-    if not isinstance(secret, Mapping):
+    if not (type(secret) is dict or isinstance(secret, Mapping)):
         return False
     items = secret.get("items") or []
-    return not items or any(isinstance(i, Mapping) and i.get("path") == CA_KEY for i in items)
+    return not items or any(
+        (type(i) is dict or isinstance(i, Mapping)) and i.get("path") == CA_KEY for i in items
+    )
 
 
 def project(pod: dict[str, Any], container: dict[str, Any], config: Config) -> list[str]:
@@ -310,7 +316,11 @@ def projections(pod: Mapping[str, Any]) -> list[Projection]:
     found = []
     for vi, volume in enumerate(pod.get("volumes") or []):
         for si, source in enumerate(_projected_sources(volume)):
-            token = _token_source(source) if isinstance(source, Mapping) else None
+            token = (
+                _token_source(source)
+                if (type(source) is dict or isinstance(source, Mapping))
+                else None
+            )
             if token is None:
                 continue
             expiration = token.get("expirationSeconds")
@@ -330,8 +340,12 @@ def ca_secrets(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
     result = []
     for volume in pod.get("volumes") or []:
         for source in _projected_sources(volume):
-            secret = source.get("secret") if isinstance(source, Mapping) else None
-            if isinstance(secret, Mapping) and _is_ca_source(source):
+            secret = (
+                source.get("secret")
+                if (type(source) is dict or isinstance(source, Mapping))
+                else None
+            )
+            if (type(secret) is dict or isinstance(secret, Mapping)) and _is_ca_source(source):
                 for item in secret.get("items") or [{"key": CA_KEY, "path": CA_KEY}]:
                     if item.get("path") == CA_KEY:
                         result.append((str(secret.get("name")), str(item.get("key"))))

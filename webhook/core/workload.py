@@ -77,14 +77,22 @@ class DetailsProblem:
 
 def object_labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     metadata = obj.get("metadata")
-    found = metadata.get("labels") if isinstance(metadata, Mapping) else None
-    return found if isinstance(found, Mapping) else {}
+    found = (
+        metadata.get("labels")
+        if (type(metadata) is dict or isinstance(metadata, Mapping))
+        else None
+    )
+    return found if (type(found) is dict or isinstance(found, Mapping)) else {}
 
 
 def object_annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     metadata = obj.get("metadata")
-    found = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    return found if isinstance(found, Mapping) else {}
+    found = (
+        metadata.get("annotations")
+        if (type(metadata) is dict or isinstance(metadata, Mapping))
+        else None
+    )
+    return found if (type(found) is dict or isinstance(found, Mapping)) else {}
 
 
 def opts_in(obj: Mapping[str, Any]) -> bool:
@@ -99,7 +107,7 @@ def _worker_selector(selector: object) -> bool:
     """The selector the worker gives a function's StatefulSet and Service. Options (extraLabels)
     can change the objects' labels but never their selector, so detection reads the selector."""
     return (
-        isinstance(selector, Mapping)
+        (type(selector) is dict or isinstance(selector, Mapping))
         and selector.get("component") in COMPONENTS
         and all(k in selector for k in ("tenant", "namespace", "name"))
     )
@@ -107,19 +115,23 @@ def _worker_selector(selector: object) -> bool:
 
 def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     spec = obj.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
+    return spec if (type(spec) is dict or isinstance(spec, Mapping)) else {}
 
 
 def statefulset_selector(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     selector = _spec(obj).get("selector")
-    found = selector.get("matchLabels") if isinstance(selector, Mapping) else None
-    return found if isinstance(found, Mapping) else {}
+    found = (
+        selector.get("matchLabels")
+        if (type(selector) is dict or isinstance(selector, Mapping))
+        else None
+    )
+    return found if (type(found) is dict or isinstance(found, Mapping)) else {}
 
 
 def is_function_workload(obj: object) -> bool:
     """A StatefulSet with the worker's labels or selector, or one that opts in with
     pf-webhook/enabled."""
-    if not isinstance(obj, Mapping) or obj.get("kind") != "StatefulSet":
+    if not (type(obj) is dict or isinstance(obj, Mapping)) or obj.get("kind") != "StatefulSet":
         return False
     if obj.get("apiVersion") not in (None, "apps/v1"):
         return False
@@ -133,7 +145,7 @@ def is_function_workload(obj: object) -> bool:
 def is_function_service(obj: object) -> bool:
     """A Service with the worker's selector (tenant, namespace, name, component), or one that
     opts in with pf-webhook/enabled."""
-    if not isinstance(obj, Mapping) or obj.get("kind") != "Service":
+    if not (type(obj) is dict or isinstance(obj, Mapping)) or obj.get("kind") != "Service":
         return False
     if obj.get("apiVersion") not in (None, "v1"):
         return False
@@ -313,7 +325,7 @@ def _details_from_script(script: command.Script, path: str, limits: Limits) -> d
                 details = bounded.loads(raw, limits)
             except bounded.JsonLimitError as exc:
                 raise WorkloadError(f"{where}: {exc}") from None
-        elif isinstance(raw, Mapping):
+        elif type(raw) is dict or isinstance(raw, Mapping):
             details = dict(raw)
         else:
             details = {}
@@ -327,7 +339,7 @@ def _details_from_script(script: command.Script, path: str, limits: Limits) -> d
             details["namespace"] = conf["nameSpace"]
         runtime = "GO"
     resources = details.get("resources")
-    if resources is not None and not isinstance(resources, Mapping):
+    if resources is not None and not (type(resources) is dict or isinstance(resources, Mapping)):
         raise WorkloadError(f"{where}.resources: expected an object")
     resources = resources or {}
     for key in ("tenant", "namespace", "name"):
