@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 from webhook.core import bounded, mutation, patch, policy, selector
@@ -109,6 +109,17 @@ class Outcome:
     rules: tuple[tuple[str, str], ...] = ()
     warnings: int = 0
     dry_run: bool = False
+
+
+def _decided(base: Outcome, **changes: Any) -> Outcome:
+    """`dataclasses.replace(base, **changes)` without its per-call field introspection (Outcome
+    has no __post_init__): a copy of base's fields with `changes` over them."""
+    unknown = changes.keys() - base.__dict__.keys()
+    if unknown:
+        raise TypeError(f"Outcome has no field {sorted(unknown)[0]}")
+    outcome = object.__new__(Outcome)
+    outcome.__dict__.update(base.__dict__, **changes)
+    return outcome
 
 
 def parse(doc: Mapping[str, Any], config: Config) -> Review:
@@ -237,7 +248,7 @@ def _mutate(
 ) -> tuple[AdmissionReview, Outcome]:
     result = mutation.mutate_subject(subject, config, namespace=namespace)
     if result.refusal:
-        return _envelope(_refuse(uid, result.refusal)), replace(base, decision="denied")
+        return _envelope(_refuse(uid, result.refusal)), _decided(base, decision="denied")
     if result.denial:
         # Denied here, not by the validating webhook: the API server's own validation runs
         # between the two and would answer 422 for what we deny (a selector-key override).
@@ -251,7 +262,7 @@ def _mutate(
             },
         }
         rules = ((selector.RULE, "deny"),)
-        return _envelope(denied), replace(base, decision="denied", rules=rules)
+        return _envelope(denied), _decided(base, decision="denied", rules=rules)
     response: AdmissionResponse = {"uid": uid, "allowed": True}
     ops = patch.diff(subject.obj, result.obj)
     if ops:
@@ -262,7 +273,7 @@ def _mutate(
     if result.audit:
         response["auditAnnotations"] = dict(result.audit)
     decision: Literal["patched", "allowed"] = "patched" if ops else "allowed"
-    return _envelope(response), replace(base, decision=decision, warnings=len(result.warnings))
+    return _envelope(response), _decided(base, decision=decision, warnings=len(result.warnings))
 
 
 def denial_message(decisions: list[policy.Decision]) -> str:
@@ -282,7 +293,7 @@ def _validate(
 ) -> tuple[AdmissionReview, Outcome]:
     result = policy.validate_subject(subject, config, facts=facts, namespace=namespace)
     if result.refusal:
-        return _envelope(_refuse(uid, result.refusal)), replace(base, decision="denied")
+        return _envelope(_refuse(uid, result.refusal)), _decided(base, decision="denied")
     rules = tuple((d.rule, d.action) for d in result.decisions)
     response: AdmissionResponse = {"uid": uid, "allowed": result.allowed}
     denials = [d for d in result.decisions if d.action == "deny"]
@@ -300,6 +311,6 @@ def _validate(
             "rules": ",".join(f"{rule}={action}" for rule, action in dict.fromkeys(rules))
         }
     decision: Literal["allowed", "denied"] = "allowed" if result.allowed else "denied"
-    return _envelope(response), replace(
+    return _envelope(response), _decided(
         base, decision=decision, rules=rules, warnings=len(warnings)
     )
