@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.hostile import NormalClient, open_peers, percentile, rss_mib, sample_rss
 from tests.integration.conftest import _client_certificate as client_certificate
-from tests.worker import admission_review, statefulset
+from tests.reviews import admission_review
+from tests.worker import statefulset
 from webhook.certs import pki
 
 TIMEOUT = 90.0  # longer than opening all connections takes, so all are held at once

@@ -23,6 +23,7 @@ import pytest
 from controlplane import ControlPlane
 
 from tests import worker
+from tests.reviews import admission_review
 from tests.e2e.test_admission import Cluster, Webhook
 
 CONFIG = """\
@@ -45,7 +46,7 @@ def frozen(control_plane: ControlPlane) -> Iterator[None]:
 
 
 def review(namespace: str, obj: dict[str, Any], uid: str) -> dict[str, Any]:
-    return worker.admission_review(obj, uid=uid, namespace=namespace)
+    return admission_review(obj, uid=uid, namespace=namespace)
 
 
 def validate(hook: Webhook, body: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,8 @@ import yaml
 from tests.hostile import NormalClient, Peer, open_peers, rss_mib, sample_rss
 from tests.integration.conftest import Pki, Served, ServeFactory
 from tests.metrics import metric_value
-from tests.worker import admission_review, statefulset
+from tests.reviews import admission_review
+from tests.worker import statefulset
 
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,8 @@ import pytest
 from cryptography import x509
 
 from tests.integration.conftest import Pki, Served, ServeFactory
-from tests.worker import admission_review, statefulset
+from tests.reviews import admission_review
+from tests.worker import statefulset
 from webhook.certs import pki as certs
 
 pytestmark = pytest.mark.slow

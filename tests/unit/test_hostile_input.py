@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import worker
+from tests.reviews import admission_review
 from webhook.core import bounded, config, mutation, policy, quantity, review, secrets
 from webhook.core.config import Config
 
@@ -45,22 +46,12 @@ def strict_config(**webhook: Any) -> Config:
 
 
 def review_of(obj: Any, operation: str = "CREATE") -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u-1",
-            "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
-            "namespace": "pulsar-functions",
-            "operation": operation,
-            "object": obj,
-        },
-    }
+    return admission_review(obj, uid="u-1", operation=operation)
 
 
 def mutate_then_validate(
     obj: dict[str, Any], cfg: Config, facts: policy.ClusterFacts | None = None
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[review.AdmissionResponse, dict[str, Any], review.AdmissionResponse]:
     """What the API server does: /mutate, apply the patch, /validate the result."""
     mutated, _ = review.respond(review.parse(review_of(obj)), cfg, mode="mutate")
     response = mutated["response"]
@@ -346,7 +337,7 @@ GRANULAR = config.from_mapping(
 )
 
 
-def _answers(body: Any, cfg: Config) -> list[dict[str, Any]]:
+def _answers(body: Any, cfg: Config) -> list[review.AdmissionResponse]:
     parsed = review.parse(body)
     return [
         review.respond(parsed, cfg, mode=mode)[0]["response"] for mode in ("mutate", "validate")

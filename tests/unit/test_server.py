@@ -32,6 +32,7 @@ from aiohttp.test_utils import TestClient
 from cryptography import x509
 
 from tests.metrics import metric_value
+from tests.reviews import admission_review
 from tests.worker import statefulset
 from webhook import cli
 from webhook.certs import pki as certs
@@ -48,30 +49,6 @@ ClientFactory = Callable[..., Awaitable[Client]]
 
 SECRET_VALUE = "s3cr3t-v4lue"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJl"
-
-
-def admission_review(
-    obj: Mapping[str, Any] | None,
-    *,
-    uid: str = "3f2e8a8c-0001",
-    operation: str = "CREATE",
-    namespace: str = "pulsar-functions",
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "uid": uid,
-        "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
-        "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
-        "namespace": namespace,
-        "operation": operation,
-        "userInfo": {"username": "system:serviceaccount:pulsar:pulsar-function-worker"},
-        "object": obj,
-        "oldObject": None,
-        "dryRun": dry_run,
-    }
-    if obj is not None and isinstance(obj.get("metadata"), Mapping):
-        request["name"] = obj["metadata"].get("name", "")
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
 
 
 def worker_statefulset() -> dict[str, Any]:
@@ -427,8 +404,9 @@ async def test_validate_asks_the_provider_with_the_request_namespace(
     other["spec"]["selector"]["matchLabels"] = {"app": "zookeeper"}
     other["spec"]["template"]["metadata"]["labels"] = {"app": "zookeeper"}
     del other["kind"]  # the API server sends it; request.kind fills it in when absent
-    answer = await post_review(client, "/validate", admission_review(other))
-    assert answer["response"] == {"uid": "3f2e8a8c-0001", "allowed": True}
+    doc = admission_review(other)
+    answer = await post_review(client, "/validate", doc)
+    assert answer["response"] == {"uid": doc["request"]["uid"], "allowed": True}
     assert provider.namespaces == ["functions-prod"], "not a function: no cluster lookups"
     fn = copy.deepcopy(obj)
     del fn["kind"], fn["apiVersion"]
@@ -469,7 +447,8 @@ async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
     port = peer.sockets[0].getsockname()[1]
     api = k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{port}"))
     provider = kube.ClusterFacts(api, timeout=0.2)
-    for reflector in (*provider.secret_meta.values(), provider.statefulsets):
+    reflectors: list[Any] = [*provider.secret_meta.values(), provider.statefulsets]
+    for reflector in reflectors:
         reflector.synced.set()  # as after the first list; the watches are not started
     config = loads("webhook: {kube: {timeoutSeconds: 0.2}, secrets: {verify: warn}}")
     try:
