@@ -25,9 +25,12 @@ def admission_review(
     follow the object's apiVersion/kind (a StatefulSet when it has none); request.name is its
     metadata.name when it has one; namespace None leaves request.namespace out."""
     api_version, kind = "apps/v1", "StatefulSet"
-    if isinstance(obj, Mapping):
-        if isinstance(obj.get("apiVersion"), str) and isinstance(obj.get("kind"), str):
-            api_version, kind = obj["apiVersion"], obj["kind"]
+    if (
+        isinstance(obj, Mapping)
+        and isinstance(obj.get("apiVersion"), str)
+        and isinstance(obj.get("kind"), str)
+    ):
+        api_version, kind = obj["apiVersion"], obj["kind"]
     group, _, version = api_version.rpartition("/")
     request: dict[str, Any] = {
         "uid": uid,

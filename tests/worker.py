@@ -294,4 +294,3 @@ def statefulset(
             },
         },
     }
-

@@ -23,8 +23,8 @@ import pytest
 from controlplane import ControlPlane
 
 from tests import worker
-from tests.reviews import admission_review
 from tests.e2e.test_admission import Cluster, Webhook
+from tests.reviews import admission_review
 
 CONFIG = """\
 secretsProviderConfiguratorClassName: org.apache.pulsar.functions.secretsproviderconfigurator.KubernetesSecretsProviderConfigurator
