@@ -29,10 +29,12 @@ import jsonpatch
 import pytest
 from cryptography import x509
 
-from tests.integration.conftest import Pki, Served, ServeFactory
+from tests.integration.conftest import Served, ServeFactory
+from tests.metrics import read_metric
+from tests.pki import Pki
+from tests.polling import until
 from tests.reviews import admission_review
 from tests.worker import statefulset
-from webhook.certs import pki as certs
 
 pytestmark = pytest.mark.slow
 
@@ -96,26 +98,6 @@ async def post_review(session: aiohttp.ClientSession, url: str, doc: Any) -> dic
 async def get(url: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         return resp.status, await resp.text()
-
-
-async def metric(served: Served, series: str) -> float:
-    """The value of one series, e.g. 'pf_webhook_errors_total{kind="cert_reload"}'; 0 if absent."""
-    status, text = await get(served.http + "/metrics")
-    assert status == 200
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == series:
-            return float(value)
-    return 0.0
-
-
-async def until(
-    condition: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await asyncio.sleep(0.02)
 
 
 async def raw_exchange(
@@ -242,7 +224,9 @@ async def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(
         assert answer["response"]["allowed"] is True and answer["response"]["patch"]
     assert served.proc.poll() is None
     assert "Traceback" not in served.logs()
-    assert await metric(served, 'pf_webhook_errors_total{kind="too_large"}') == 1
+    assert (
+        await read_metric(served.http, "pf_webhook_errors_total", default=0, kind="too_large") == 1
+    )
 
 
 # --------------------------------------------------------------------------- (3) rotation
@@ -255,16 +239,7 @@ async def test_replaced_certificates_are_served_without_a_failed_request(
     live = served.cert_dir
     old_serial = serial((live / "tls.crt").read_bytes())
     staging = tmp_path / "staging"
-    staging.mkdir()
-    for name in ("ca.crt", "ca.key"):
-        shutil.copy(live / name, staging / name)
-    certs.generate(
-        service="pf-webhook",
-        namespace="pf-webhook",
-        out_dir=staging,
-        hosts=("localhost",),
-        ips=("127.0.0.1",),
-    )
+    shutil.copytree(pki.rotated, staging)  # a new pair from the same CA
     new_serial = serial((staging / "tls.crt").read_bytes())
     assert (staging / "ca.crt").read_bytes() == (live / "ca.crt").read_bytes()
 
@@ -300,7 +275,12 @@ async def test_replaced_certificates_are_served_without_a_failed_request(
         os.replace(staging / "tls.crt", live / "tls.crt")
 
         async def kept_old_pair() -> bool:
-            return await metric(served, 'pf_webhook_errors_total{kind="cert_reload"}') >= 1
+            return (
+                await read_metric(
+                    served.http, "pf_webhook_errors_total", default=0, kind="cert_reload"
+                )
+                >= 1
+            )
 
         await until(kept_old_pair, what="the server to notice the half-replaced pair")
         await until(await progressed(5), what="reviews while the pair is mismatched")
@@ -316,7 +296,7 @@ async def test_replaced_certificates_are_served_without_a_failed_request(
         await asyncio.gather(*clients)
     assert failures == []
     assert old_serial in seen and seen[-1] == new_serial
-    assert await metric(served, "pf_webhook_cert_reloads_total") == 1
+    assert await read_metric(served.http, "pf_webhook_cert_reloads_total") == 1
     assert "serving certificate reloaded" in served.stderr
 
 
@@ -406,7 +386,12 @@ async def test_a_changed_config_file_applies_without_restart(serve: ServeFactory
         os.replace(staged, config_path)
 
         async def rejected() -> bool:
-            return await metric(served, 'pf_webhook_config_reloads_total{result="error"}') == 1
+            return (
+                await read_metric(
+                    served.http, "pf_webhook_config_reloads_total", default=0, result="error"
+                )
+                == 1
+            )
 
         await until(rejected, what="the bad config to be rejected")
         answer = await post_review(session, served.https + "/validate", doc)
@@ -424,7 +409,10 @@ async def test_a_changed_config_file_applies_without_restart(serve: ServeFactory
         assert any(
             w.startswith("[naming/statefulset-name]") for w in answer["response"]["warnings"]
         )
-    assert await metric(served, 'pf_webhook_config_reloads_total{result="ok"}') == 1
+    assert (
+        await read_metric(served.http, "pf_webhook_config_reloads_total", default=0, result="ok")
+        == 1
+    )
     assert "config not reloaded; keeping the previous config" in served.stderr
 
 

@@ -32,10 +32,11 @@ from aiohttp.test_utils import TestClient
 from cryptography import x509
 
 from tests.metrics import metric_value
+from tests.pki import Pki
+from tests.polling import until
 from tests.reviews import admission_review
 from tests.worker import statefulset
 from webhook import cli
-from webhook.certs import pki as certs
 from webhook.core import mutation
 from webhook.core.config import Config, default_config, loads
 from webhook.core.policy import ClusterFacts
@@ -594,20 +595,6 @@ def test_the_json_formatter_writes_the_exception_type_not_the_traceback() -> Non
 # --------------------------------------------------------------------------- certificates
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A CA with two serving pairs for localhost, and a second, unrelated CA."""
-    first = tmp_path_factory.mktemp("pki-first")
-    certs.generate(service="svc", namespace="ns", out_dir=first, hosts=("localhost",))
-    second = tmp_path_factory.mktemp("pki-second")
-    for name in ("ca.crt", "ca.key"):
-        shutil.copy(first / name, second / name)
-    certs.generate(service="svc", namespace="ns", out_dir=second, hosts=("localhost",))
-    other = tmp_path_factory.mktemp("pki-other")
-    certs.generate(service="svc", namespace="ns", out_dir=other, hosts=("localhost",))
-    return {"first": first, "second": second, "other": other}
-
-
 def serial_of(pem_or_der: bytes) -> int:
     if pem_or_der.startswith(b"-----"):
         return x509.load_pem_x509_certificate(pem_or_der).serial_number
@@ -635,19 +622,19 @@ def handshake(server_ctx: ssl.SSLContext, ca: Path, *, tls13_only: bool = False)
 
 
 def test_a_half_replaced_pair_keeps_the_old_certificate_until_the_key_follows(
-    tmp_path: Path, pki: dict[str, Path]
+    tmp_path: Path, pki: Pki
 ) -> None:
     live = tmp_path / "certs"
-    shutil.copytree(pki["first"], live)
+    shutil.copytree(pki.serving, live)
     serving = tls.ServingCerts(live)
     serving.load()
     metrics = metrics_module.Metrics()
-    first = serial_of((pki["first"] / "tls.crt").read_bytes())
-    second = serial_of((pki["second"] / "tls.crt").read_bytes())
+    first = serial_of((pki.serving / "tls.crt").read_bytes())
+    second = serial_of((pki.rotated / "tls.crt").read_bytes())
     assert serial_of(handshake(serving.context, live / "ca.crt")) == first
 
     staged = tmp_path / "staged.crt"
-    shutil.copy(pki["second"] / "tls.crt", staged)
+    shutil.copy(pki.rotated / "tls.crt", staged)
     staged.replace(live / "tls.crt")  # the certificate first, the key not yet
     assert serving.reload(metrics) is False
     assert serving.reload(metrics) is False  # retried every poll, counted and logged once
@@ -655,7 +642,7 @@ def test_a_half_replaced_pair_keeps_the_old_certificate_until_the_key_follows(
     assert serial_of(handshake(serving.context, live / "ca.crt")) == first
 
     staged = tmp_path / "staged.key"
-    shutil.copy(pki["second"] / "tls.key", staged)
+    shutil.copy(pki.rotated / "tls.key", staged)
     staged.replace(live / "tls.key")
     assert serving.reload(metrics) is True
     assert sample(metrics, "pf_webhook_cert_reloads_total") == 1
@@ -663,24 +650,24 @@ def test_a_half_replaced_pair_keeps_the_old_certificate_until_the_key_follows(
     assert serving.reload(metrics) is False  # nothing changed since
 
 
-def test_tls_minimum_version_is_configurable(pki: dict[str, Path]) -> None:
-    assert tls.ServingCerts(pki["first"]).context.minimum_version == ssl.TLSVersion.TLSv1_2
-    tls13 = tls.ServingCerts(pki["first"], min_version="1.3")
+def test_tls_minimum_version_is_configurable(pki: Pki) -> None:
+    assert tls.ServingCerts(pki.serving).context.minimum_version == ssl.TLSVersion.TLSv1_2
+    tls13 = tls.ServingCerts(pki.serving, min_version="1.3")
     tls13.load()
     assert tls13.context.minimum_version == ssl.TLSVersion.TLSv1_3
-    assert handshake(tls13.context, pki["first"] / "ca.crt", tls13_only=True)
+    assert handshake(tls13.context, pki.serving / "ca.crt", tls13_only=True)
 
 
-def test_client_ca_requires_client_certificates(pki: dict[str, Path]) -> None:
-    serving = tls.ServingCerts(pki["first"], client_ca=pki["other"] / "ca.crt")
+def test_client_ca_requires_client_certificates(pki: Pki) -> None:
+    serving = tls.ServingCerts(pki.serving, client_ca=pki.other / "ca.crt")
     assert serving.context.verify_mode == ssl.CERT_REQUIRED
     with pytest.raises(tls.CertLoadError, match="--client-ca"):
-        tls.ServingCerts(pki["first"], client_ca=pki["other"] / "missing.crt")
+        tls.ServingCerts(pki.serving, client_ca=pki.other / "missing.crt")
 
 
-def test_unloadable_pair_is_a_one_line_startup_error(tmp_path: Path, pki: dict[str, Path]) -> None:
-    shutil.copy(pki["first"] / "tls.crt", tmp_path / "tls.crt")
-    shutil.copy(pki["second"] / "tls.key", tmp_path / "tls.key")
+def test_unloadable_pair_is_a_one_line_startup_error(tmp_path: Path, pki: Pki) -> None:
+    shutil.copy(pki.serving / "tls.crt", tmp_path / "tls.crt")
+    shutil.copy(pki.rotated / "tls.key", tmp_path / "tls.key")
     with pytest.raises(tls.CertLoadError) as caught:
         tls.ServingCerts(tmp_path).load()
     assert "\n" not in str(caught.value) and "tls.key" in str(caught.value)
@@ -723,13 +710,6 @@ async def test_config_file_changes_are_picked_up_and_bad_ones_ignored(
     )
     assert state.config.enforcement == "warn"
     assert sample(state.metrics, "pf_webhook_config_reloads_total", result="ok") == 1
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- main: startup errors
