@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane, free_ports
+from controlplane import ControlPlane, free_ports, write_kubeconfig
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes_asyncio import watch
@@ -331,25 +331,13 @@ def render(helm: Path) -> list[dict[str, Any]]:
 def service_account_kubeconfig(kube: Kube, path: Path) -> Path:
     """A kubeconfig that authenticates as the webhook's ServiceAccount (TokenRequest)."""
     token = kube.kubectl("-n", SYSTEM, "create", "token", NAME, "--duration=1h").strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "e2e",
-                "cluster": {
-                    "server": kube.cp.server,
-                    "certificate-authority": str(kube.cp.ca_file),
-                },
-            }
-        ],
-        "users": [{"name": "webhook", "user": {"token": token}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "webhook"}}],
-        "current-context": "e2e",
-    }
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
+    return write_kubeconfig(
+        path,
+        server=kube.cp.server,
+        ca_file=kube.cp.ca_file,
+        user="webhook",
+        credentials={"token": token},
+    )
 
 
 def can(
