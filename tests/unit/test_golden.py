@@ -1,4 +1,26 @@
-"""Golden cases: one YAML file per case under tests/golden/ (input, config, expectations).
+"""Golden cases: one YAML file per case under tests/golden/ (input, config, cluster facts,
+expectations).
+
+A case gives its object as `input:` (as written) or `worker:` (tests/worker.py's StatefulSet,
+as Pulsar's worker makes it, with optional `edit:` JSONPatch operations applied), an optional
+`config:` (functions_worker.yml), `namespace:` (the review's) and `facts:`, what the cluster
+holds in that namespace:
+
+    facts:
+      secrets: {db-creds: [password]}     # every Secret there, with its key names
+      serviceAccounts: [pf-fn]            # every ServiceAccount there
+      statefulsets:                       # the other StatefulSets there
+      - {name: ..., selector: {...}, templateLabels: {...}}
+      unavailable: ...                    # optional: why a lookup failed
+
+With `facts:` the cluster-backed rules are evaluated, as the server does with a cluster; without
+it they are not, as without one.
+
+`expect:` holds what the core decides (`patch`, `warnings`, `audit`, the validation of the input
+and of the output) and `respond`, the AdmissionReview answers to /mutate (of the input) and to
+/validate (of the input with the /mutate patch applied, as the API server sends it). The uid of
+each answer is checked to be the request's, and the base64 JSONPatch of /mutate to decode to
+`expect.patch` and to turn the input into the mutated object; both are left out of `respond`.
 
 Adding a case is adding a file; `pytest --update-golden` rewrites the `expect:` blocks, and the
 diff is reviewed like code. Every case is also re-run on its own output, which must produce no
@@ -16,11 +38,19 @@ import pytest
 import yaml
 
 from tests import worker
+from tests.reviews import admission_review, patch_of
 from webhook.core import config as config_module
-from webhook.core import mutation, patch, policy
+from webhook.core import mutation, patch, policy, review
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 CASES = sorted(GOLDEN.glob("*.yaml"))
+UID = "9e5b0c1a-golden"
+CLUSTER_RULES = (
+    "secrets/exists",
+    "tokens/ca-secret",
+    "tokens/service-account",
+    "naming/selector-collision",
+)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -29,7 +59,8 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _input(case: dict[str, Any]) -> dict[str, Any]:
     if "worker" in case:
-        return worker.statefulset(**case["worker"])
+        obj = worker.statefulset(**case["worker"])
+        return jsonpatch.apply_patch(obj, case.get("edit") or [])
     return copy.deepcopy(case["input"])
 
 
@@ -39,6 +70,54 @@ def _config(case: dict[str, Any]) -> config_module.Config:
     return config_module.from_mapping(case["config"])
 
 
+def cluster_facts(
+    case: dict[str, Any], obj: dict[str, Any], config: config_module.Config
+) -> policy.ClusterFacts | None:
+    """What the cluster facts provider would answer for `obj` from the case's `facts:` (None
+    without one): like the server's caches, it looks up only the Secrets, the CA Secrets and the
+    ServiceAccount the object names, and gives all other StatefulSets of the namespace."""
+    held = case.get("facts")
+    if held is None:
+        return None
+    secrets: dict[str, Any] = held.get("secrets") or {}
+    accounts = set(held.get("serviceAccounts") or ())
+    refs, cas = policy.needed_secrets(obj, config)
+    account = policy.named_service_account(obj)
+    return policy.ClusterFacts(
+        secrets={
+            name: frozenset(secrets[name]) if name in secrets else None for name in refs | cas
+        },
+        service_accounts={account: account in accounts} if account else {},
+        statefulsets=tuple(
+            policy.OtherStatefulSet(
+                name=other["name"],
+                selector=other.get("selector") or {},
+                template_labels=other.get("templateLabels") or {},
+            )
+            for other in held.get("statefulsets") or ()
+        ),
+        unavailable=held.get("unavailable"),
+    )
+
+
+def admit(
+    obj: dict[str, Any],
+    config: config_module.Config,
+    *,
+    mode: review.Mode,
+    namespace: str | None,
+    facts: policy.ClusterFacts | None,
+) -> dict[str, Any]:
+    """The AdmissionReview response to `obj` at /`mode`: the one place this harness calls the
+    review entry points."""
+    doc = admission_review(obj, uid=UID, namespace=namespace)
+    answer, _ = review.respond(review.parse(doc), config, mode=mode, facts=facts)
+    assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
+    response = dict(answer["response"])
+    assert response.pop("uid") == UID
+    return response
+
+
 def _lines(result: policy.ValidationResult) -> list[str]:
     lines = [d.line() for d in result.decisions]
     if result.refusal:
@@ -46,9 +125,31 @@ def _lines(result: policy.ValidationResult) -> list[str]:
     return lines
 
 
+def _respond(
+    case: dict[str, Any], obj: dict[str, Any], config: config_module.Config, expected: Any
+) -> dict[str, Any]:
+    namespace = case.get("namespace")
+    mutated = admit(obj, config, mode="mutate", namespace=namespace, facts=None)
+    ops = patch_of(mutated)
+    mutated.pop("patch", None)
+    assert ops == (expected or []), "the answer's patch is the core's"
+    stored = jsonpatch.apply_patch(copy.deepcopy(obj), ops)
+    if mutated["allowed"]:
+        assert stored == mutation.mutate(obj, config, namespace=namespace).obj
+    validated = admit(
+        stored,
+        config,
+        mode="validate",
+        namespace=namespace,
+        facts=cluster_facts(case, stored, config),
+    )
+    return {"mutate": mutated, "validate": validated}
+
+
 def _observe(case: dict[str, Any]) -> dict[str, Any]:
     obj, config = _input(case), _config(case)
-    result = mutation.mutate(obj, config, namespace=case.get("namespace"))
+    namespace = case.get("namespace")
+    result = mutation.mutate(obj, config, namespace=namespace)
     observed: dict[str, Any] = {}
     if result.refusal:
         observed["refused"] = result.refusal
@@ -59,11 +160,17 @@ def _observe(case: dict[str, Any]) -> dict[str, Any]:
     observed["warnings"] = list(result.warnings)
     observed["audit"] = dict(result.audit)
     observed["validate_input"] = _lines(
-        policy.validate(obj, config, namespace=case.get("namespace"))
+        policy.validate(obj, config, namespace=namespace, facts=cluster_facts(case, obj, config))
     )
     observed["validate_output"] = _lines(
-        policy.validate(result.obj, config, namespace=case.get("namespace"))
+        policy.validate(
+            result.obj,
+            config,
+            namespace=namespace,
+            facts=cluster_facts(case, result.obj, config),
+        )
     )
+    observed["respond"] = _respond(case, obj, config, observed.get("patch"))
     return observed
 
 
@@ -73,7 +180,9 @@ def test_golden_case(path: Path, request: pytest.FixtureRequest) -> None:
     observed = _observe(case)
     if request.config.getoption("--update-golden"):
         case["expect"] = observed
-        path.write_text(yaml.safe_dump(case, sort_keys=False, width=100), encoding="utf-8")
+        path.write_text(
+            yaml.safe_dump(case, sort_keys=False, width=100, allow_unicode=True), encoding="utf-8"
+        )
         return
     assert observed == case["expect"]
 
@@ -92,3 +201,17 @@ def test_golden_patch_applies_and_reinvocation_changes_nothing(path: Path) -> No
 
 def test_there_are_golden_cases() -> None:
     assert len(CASES) >= 10
+
+
+@pytest.mark.parametrize("rule", CLUSTER_RULES)
+def test_every_cluster_backed_rule_has_a_golden_denial(rule: str) -> None:
+    """Some case with `facts:` is denied at /validate by `rule`, its message in the answer."""
+    denials = []
+    for path in CASES:
+        case = _load(path)
+        if "facts" not in case:
+            continue
+        answer = case["expect"]["respond"]["validate"]
+        if not answer["allowed"] and f"[{rule}] " in answer["status"]["message"]:
+            denials.append(path.stem)
+    assert denials, f"no golden case with facts: is denied by {rule}"
