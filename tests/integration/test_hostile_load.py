@@ -28,7 +28,7 @@ from tests.hostile import NormalClient, Peer, open_peers, rss_mib, sample_rss
 from tests.integration.conftest import Served, ServeFactory
 from tests.metrics import read_metric
 from tests.pki import Pki
-from tests.polling import until
+from tests.polling import until, wait_for
 from tests.reviews import admission_review
 from tests.worker import statefulset
 
@@ -167,11 +167,12 @@ def test_idle_and_silent_connections_are_bounded_and_closed_at_their_timeouts(
         )
         assert failed == idle
     # memory is handed back once the connections are gone
-    deadline = time.monotonic() + SLACK
     returned = result["baseline"] + (result["peak"] - result["baseline"]) / 2
-    while rss_mib(served.proc.pid) > returned and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert rss_mib(served.proc.pid) <= returned, (result["baseline"], result["peak"])
+    wait_for(
+        lambda: rss_mib(served.proc.pid) <= returned,
+        SLACK,
+        f"RSS back to {returned:.0f} MiB (baseline, peak: {result['baseline']}, {result['peak']})",
+    )
     assert still_open <= 1  # at most the normal client's keep-alive connection, closing
     assert "Traceback" not in served.logs()
 
@@ -183,20 +184,21 @@ def test_at_the_cap_new_connections_replace_idle_ones_and_reviews_still_get_thro
     host, port = address(served)
 
     async def counted(at_least: int) -> None:  # accept is asynchronous
-        deadline = time.monotonic() + SLACK
-        while await read_metric(served.http, "pf_webhook_open_connections") < at_least:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        async def enough() -> bool:
+            return await read_metric(served.http, "pf_webhook_open_connections") >= at_least
+
+        await until(enough, SLACK, f"{at_least} open connections")
 
     async def scenario() -> tuple[list[Peer], list[Peer], list[Peer], float, float, int, float]:
         held, _ = await open_peers(host, port, 20, tls=None)  # the cap, all doing nothing
         await counted(20)
         over, _ = await open_peers(host, port, 5, tls=None)
         closing = [asyncio.create_task(p.wait_closed_by_server()) for p in held + over]
-        deadline = time.monotonic() + SLACK  # far under the 60 s handshake timeout
-        while sum(p.closed is not None for p in held + over) < 5:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await until(  # far under the 60 s handshake timeout
+            lambda: sum(p.closed is not None for p in held + over) >= 5,
+            SLACK,
+            "five connections closed by the server",
+        )
         evicted = await read_metric(served.http, "pf_webhook_connections_total", event="evicted")
         refused = await read_metric(served.http, "pf_webhook_connections_total", event="refused")
         # still at the cap, with nothing but idle connections: a review gets through
@@ -235,10 +237,11 @@ def test_a_connection_with_a_request_in_progress_is_never_replaced(
         )
         writer.write(head + b"Content-Length: 1000\r\n\r\n{")  # the body never completes
         await writer.drain()
-        deadline = time.monotonic() + SLACK  # the review's handler is now waiting for the body
-        while await read_metric(served.http, "pf_webhook_open_connections") < 1:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+
+        async def accepted() -> bool:  # the review's handler is then waiting for the body
+            return await read_metric(served.http, "pf_webhook_open_connections") >= 1
+
+        await until(accepted, SLACK, "the connection to be counted")
         await asyncio.sleep(0)
         (newcomer,), _ = await open_peers(host, port, 1, tls=None)
         async with asyncio.timeout(SLACK):
