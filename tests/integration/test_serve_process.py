@@ -8,7 +8,6 @@ time to hide a race.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import copy
 import io
@@ -33,7 +32,7 @@ from tests.integration.conftest import Served, ServeFactory
 from tests.metrics import read_metric
 from tests.pki import Pki
 from tests.polling import until
-from tests.reviews import admission_review
+from tests.reviews import admission_review, patch_of
 from tests.worker import statefulset
 
 pytestmark = pytest.mark.slow
@@ -148,7 +147,7 @@ async def test_a_worker_statefulset_gets_the_patch_the_cli_computes(
         answer = await post_review(session, served.https + "/mutate", admission_review(obj))
     response = answer["response"]
     assert response["allowed"] is True and response["patchType"] == "JSONPatch"
-    ops = json.loads(base64.b64decode(response["patch"]))
+    ops = patch_of(response)
     assert jsonpatch.apply_patch(copy.deepcopy(obj), ops) == expected
     assert expected != obj
 
@@ -433,7 +432,7 @@ async def test_logs_never_contain_secret_values_or_tokens(serve: ServeFactory, p
     )
     async with https_session(pki) as session:
         mutated = await post_review(session, served.https + "/mutate", admission_review(obj))
-        ops = json.loads(base64.b64decode(mutated["response"]["patch"]))
+        ops = patch_of(mutated["response"])
         assert SECRET_VALUE not in json.dumps(ops), "the literal value is replaced, not copied"
         assert any("DB_PASSWORD" in w for w in mutated["response"]["warnings"])
         await post_review(session, served.https + "/validate", admission_review(obj))

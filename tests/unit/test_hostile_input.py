@@ -4,7 +4,6 @@ or other Secret key is ever shown."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import dataclasses
 import json
@@ -16,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import worker
-from tests.reviews import admission_review
+from tests.reviews import admission_review, patch_of
 from webhook.core import bounded, config, mutation, policy, quantity, review, secrets
 from webhook.core.config import Config
 
@@ -57,7 +56,7 @@ def mutate_then_validate(
     response = mutated["response"]
     stored = copy.deepcopy(obj)
     if "patch" in response:
-        ops = json.loads(base64.b64decode(response["patch"]))
+        ops = patch_of(response)
         stored = jsonpatch.apply_patch(stored, ops)
     validated, _ = review.respond(
         review.parse(review_of(stored)), cfg, mode="validate", facts=facts
@@ -197,7 +196,7 @@ def test_a_24000_entry_secrets_map_is_handled_when_the_limit_allows_it() -> None
     cfg = dataclasses.replace(config.default_config(), limits=limits)
     answer, _ = review.respond(review.parse(review_of(sts)), cfg, mode="mutate")
     response = answer["response"]
-    ops = json.loads(base64.b64decode(response["patch"]))
+    ops = patch_of(response)
     env = jsonpatch.apply_patch(sts, ops)["spec"]["template"]["spec"]["containers"][0]["env"]
     assert [e["name"] for e in env] == [f"ENV_{i}" for i in range(0, 24_000, 2)] + [
         f"ENV_{i}" for i in range(1, 24_000, 2)

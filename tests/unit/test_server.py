@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import copy
 import io
@@ -34,7 +33,7 @@ from cryptography import x509
 from tests.metrics import metric_value
 from tests.pki import Pki
 from tests.polling import until
-from tests.reviews import admission_review
+from tests.reviews import admission_review, patch_of
 from tests.worker import statefulset
 from webhook import cli
 from webhook.core import mutation
@@ -144,7 +143,7 @@ async def test_mutate_returns_a_patch_that_turns_the_object_into_the_core_output
     assert response["uid"] == "uid-mutate"
     assert response["allowed"] is True
     assert response["patchType"] == "JSONPatch"
-    ops = json.loads(base64.b64decode(response["patch"]))
+    ops = patch_of(response)
     patched = jsonpatch.apply_patch(copy.deepcopy(obj), ops)
     expected = mutation.mutate(obj, default_config(), namespace="pulsar-functions").obj
     assert patched == expected
