@@ -11,7 +11,7 @@ holds in that namespace:
       serviceAccounts: [pf-fn]            # every ServiceAccount there
       statefulsets:                       # the other StatefulSets there
       - {name: ..., selector: {...}, templateLabels: {...}}
-      unavailable: ...                    # optional: why a lookup failed
+      unavailable: ...                    # or: why the lookups failed (none was made)
 
 With `facts:` the cluster-backed rules are evaluated, as the server does with a cluster; without
 it they are not, as without one.
@@ -75,7 +75,9 @@ def cluster_facts(
 ) -> policy.ClusterFacts | None:
     """What the cluster facts provider would answer for `obj` from the case's `facts:` (None
     without one): like the server's caches, it looks up only the Secrets, the CA Secrets and the
-    ServiceAccount the object names, and gives all other StatefulSets of the namespace."""
+    ServiceAccount the object names, and gives all other StatefulSets of the namespace. With
+    `unavailable:` the lookups failed (nothing looked up) and the StatefulSets are known only if
+    listed."""
     held = case.get("facts")
     if held is None:
         return None
@@ -83,20 +85,25 @@ def cluster_facts(
     accounts = set(held.get("serviceAccounts") or ())
     refs, cas = policy.needed_secrets(obj, config)
     account = policy.named_service_account(obj)
-    return policy.ClusterFacts(
-        secrets={
-            name: frozenset(secrets[name]) if name in secrets else None for name in refs | cas
-        },
-        service_accounts={account: account in accounts} if account else {},
-        statefulsets=tuple(
+    unavailable = held.get("unavailable")
+    others = None
+    if "statefulsets" in held or not unavailable:
+        others = tuple(
             policy.OtherStatefulSet(
                 name=other["name"],
                 selector=other.get("selector") or {},
                 template_labels=other.get("templateLabels") or {},
             )
             for other in held.get("statefulsets") or ()
-        ),
-        unavailable=held.get("unavailable"),
+        )
+    if unavailable:
+        return policy.ClusterFacts(statefulsets=others, unavailable=unavailable)
+    return policy.ClusterFacts(
+        secrets={
+            name: frozenset(secrets[name]) if name in secrets else None for name in refs | cas
+        },
+        service_accounts={account: account in accounts} if account else {},
+        statefulsets=others,
     )
 
 
