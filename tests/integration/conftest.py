@@ -113,8 +113,10 @@ def serve(tmp_path: Path, pki: Pki) -> Iterator[ServeFactory]:
             config_path.write_text(config)
             argv += ["--config", str(config_path)]
         argv += list(args)
-        environ = {**os.environ, "PF_WEBHOOK_SHUTDOWN_DELAY": "0.2", **(env or {})}
+        # no cluster from the machine ($KUBECONFIG, ~/.kube/config, a pod's) unless `env` names one
+        environ = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "HOME")}
         environ.pop("KUBERNETES_SERVICE_HOST", None)
+        environ |= {"HOME": str(workdir), "PF_WEBHOOK_SHUTDOWN_DELAY": "0.2", **(env or {})}
         with (workdir / "stdout.txt").open("wb") as out, (workdir / "stderr.txt").open("wb") as err:
             proc = subprocess.Popen(argv, stdout=out, stderr=err, env=environ, cwd=workdir)
         served = Served(proc, workdir, cert_dir)
