@@ -1,9 +1,9 @@
 """Benchmark: in-process cost of one review, per golden fixture (tests/golden/*.yaml).
 
-The path production takes for a request body: strict JSON parse (`wire.load_json`), the
-envelope check (`review.parse`), the answer (`review.respond`, with its JSONPatch in base64)
-and the compact JSON answer (`wire.dumps`); no network, no cluster lookups (facts=None, as
-`serve` without a cluster). The object and config come from the golden harness; every
+The path production takes for a request body, through the server's own functions: the body
+read once (`handlers.parse_body`: strict JSON, the envelope, the object detected and analysed)
+and answered (`handlers.answer`: `review.respond`, with its JSONPatch in base64, as compact
+JSON text); no network, no cluster lookups (facts=None, as `serve` without a cluster). The object and config come from the golden harness; every
 iteration's review is distinct (tenant, namespace or name changed, same lengths), so no cache
 can answer it; a fixture whose varied copies are decided differently from the fixture itself
 is flagged.
@@ -30,7 +30,7 @@ import common
 
 from tests.unit import test_golden as golden
 from webhook.core import review
-from webhook.server import wire
+from webhook.server import handlers
 
 Variant = Callable[[int], dict[str, Any]]
 
@@ -74,7 +74,7 @@ def _variants(case: dict[str, Any]) -> Variant:
 
 
 def _decision(body: bytes, config: Any, mode: review.Mode) -> str:
-    _, outcome = review.respond(review.parse(wire.load_json(body)), config, mode=mode)
+    _, outcome = handlers.answer(handlers.parse_body(body, config), mode, None)
     return str(outcome.decision)
 
 
@@ -100,9 +100,7 @@ def measure(path: Path, mode: review.Mode, rounds: int) -> tuple[float, float, f
     samples, cpu = [], []
     for index, data in enumerate(bodies):
         start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
-        parsed = review.parse(wire.load_json(data))
-        answer, _ = review.respond(parsed, config, mode=mode)
-        wire.dumps(answer)
+        handlers.answer(handlers.parse_body(data, config), mode, None)
         if index >= warm:
             cpu.append((time.thread_time_ns() - start_cpu) / 1e9)
             samples.append((time.perf_counter_ns() - start) / 1e9)

@@ -20,7 +20,7 @@ import common
 
 from webhook.core import config as config_module
 from webhook.core import review
-from webhook.server import wire
+from webhook.server import handlers
 
 
 def main() -> None:
@@ -42,9 +42,8 @@ def main() -> None:
     mode: review.Mode = args.mode
     profile = cProfile.Profile()
     profile.enable()
-    for body in bodies:
-        answer, _ = review.respond(review.parse(wire.load_json(body)), config, mode=mode)
-        wire.dumps(answer)
+    for body in bodies:  # the server's path: handlers.parse_body, then handlers.answer
+        handlers.answer(handlers.parse_body(body, config), mode, None)
     profile.disable()
     print(f"{args.reviews} distinct /{mode} reviews of a typical worker StatefulSet")
     stats = pstats.Stats(profile, stream=sys.stdout).strip_dirs()

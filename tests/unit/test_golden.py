@@ -39,8 +39,8 @@ import yaml
 
 from tests import worker
 from tests.reviews import admission_review, patch_of
+from webhook.core import analysis, cluster, mutation, patch, policy, review
 from webhook.core import config as config_module
-from webhook.core import mutation, patch, policy, review
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 CASES = sorted(GOLDEN.glob("*.yaml"))
@@ -70,26 +70,21 @@ def _config(case: dict[str, Any]) -> config_module.Config:
     return config_module.from_mapping(case["config"])
 
 
-def cluster_facts(
-    case: dict[str, Any], obj: dict[str, Any], config: config_module.Config
-) -> policy.ClusterFacts | None:
-    """What the cluster facts provider would answer for `obj` from the case's `facts:` (None
-    without one): like the server's caches, it looks up only the Secrets, the CA Secrets and the
-    ServiceAccount the object names, and gives all other StatefulSets of the namespace. With
-    `unavailable:` the lookups failed (nothing looked up) and the StatefulSets are known only if
-    listed."""
+def cluster_facts(case: dict[str, Any], lookups: cluster.Lookups) -> cluster.ClusterFacts | None:
+    """The facts provider's answer to `lookups` from the case's `facts:` (None without one):
+    like the server's caches, it gives what the lookups ask for, Secrets that do not exist as
+    None. With `unavailable:` the lookups failed (nothing looked up) and the other StatefulSets
+    are known only if listed."""
     held = case.get("facts")
     if held is None:
         return None
     secrets: dict[str, Any] = held.get("secrets") or {}
     accounts = set(held.get("serviceAccounts") or ())
-    refs, cas = policy.needed_secrets(obj, config)
-    account = policy.named_service_account(obj)
     unavailable = held.get("unavailable")
     others = None
-    if "statefulsets" in held or not unavailable:
+    if lookups.statefulsets and ("statefulsets" in held or not unavailable):
         others = tuple(
-            policy.OtherStatefulSet(
+            cluster.OtherStatefulSet(
                 name=other["name"],
                 selector=other.get("selector") or {},
                 template_labels=other.get("templateLabels") or {},
@@ -97,32 +92,39 @@ def cluster_facts(
             for other in held.get("statefulsets") or ()
         )
     if unavailable:
-        return policy.ClusterFacts(statefulsets=others, unavailable=unavailable)
-    return policy.ClusterFacts(
+        return cluster.ClusterFacts(statefulsets=others, unavailable=unavailable)
+    return cluster.ClusterFacts(
         secrets={
-            name: frozenset(secrets[name]) if name in secrets else None for name in refs | cas
+            name: frozenset(secrets[name]) if name in secrets else None for name in lookups.secrets
         },
-        service_accounts={account: account in accounts} if account else {},
+        service_accounts={name: name in accounts for name in lookups.service_accounts},
         statefulsets=others,
     )
 
 
 def admit(
-    obj: dict[str, Any],
-    config: config_module.Config,
-    *,
-    mode: review.Mode,
-    namespace: str | None,
-    facts: policy.ClusterFacts | None,
+    case: dict[str, Any], obj: dict[str, Any], config: config_module.Config, *, mode: review.Mode
 ) -> dict[str, Any]:
-    """The AdmissionReview response to `obj` at /`mode`: the one place this harness calls the
-    review entry points."""
-    doc = admission_review(obj, uid=UID, namespace=namespace)
-    answer, _ = review.respond(review.parse(doc), config, mode=mode, facts=facts)
+    """The AdmissionReview response to `obj` at /`mode`, with the case's cluster facts at
+    /validate (as the server asks the cluster only there): the one place this harness calls
+    the review entry points."""
+    doc = admission_review(obj, uid=UID, namespace=case.get("namespace"))
+    parsed = review.parse(doc, config)
+    facts = cluster_facts(case, review.lookups(parsed)) if mode == "validate" else None
+    answer, _ = review.respond(parsed, mode=mode, facts=facts)
     assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
     response = dict(answer["response"])
     assert response.pop("uid") == UID
     return response
+
+
+def _validate(
+    case: dict[str, Any], obj: dict[str, Any], config: config_module.Config
+) -> policy.ValidationResult:
+    """The core's validation of `obj`, with the case's facts for the lookups it asks for."""
+    subject = analysis.classify(obj, config.limits)
+    facts = cluster_facts(case, policy.lookups(subject, config))
+    return policy.validate_subject(subject, config, facts=facts, namespace=case.get("namespace"))
 
 
 def _lines(result: policy.ValidationResult) -> list[str]:
@@ -135,22 +137,14 @@ def _lines(result: policy.ValidationResult) -> list[str]:
 def _respond(
     case: dict[str, Any], obj: dict[str, Any], config: config_module.Config, expected: Any
 ) -> dict[str, Any]:
-    namespace = case.get("namespace")
-    mutated = admit(obj, config, mode="mutate", namespace=namespace, facts=None)
+    mutated = admit(case, obj, config, mode="mutate")
     ops = patch_of(mutated)
     mutated.pop("patch", None)
     assert ops == (expected or []), "the answer's patch is the core's"
     stored = jsonpatch.apply_patch(copy.deepcopy(obj), ops)
     if mutated["allowed"]:
-        assert stored == mutation.mutate(obj, config, namespace=namespace).obj
-    validated = admit(
-        stored,
-        config,
-        mode="validate",
-        namespace=namespace,
-        facts=cluster_facts(case, stored, config),
-    )
-    return {"mutate": mutated, "validate": validated}
+        assert stored == mutation.mutate(obj, config, namespace=case.get("namespace")).obj
+    return {"mutate": mutated, "validate": admit(case, stored, config, mode="validate")}
 
 
 def _observe(case: dict[str, Any]) -> dict[str, Any]:
@@ -166,17 +160,8 @@ def _observe(case: dict[str, Any]) -> dict[str, Any]:
         observed["patch"] = patch.diff(obj, result.obj)
     observed["warnings"] = list(result.warnings)
     observed["audit"] = dict(result.audit)
-    observed["validate_input"] = _lines(
-        policy.validate(obj, config, namespace=namespace, facts=cluster_facts(case, obj, config))
-    )
-    observed["validate_output"] = _lines(
-        policy.validate(
-            result.obj,
-            config,
-            namespace=namespace,
-            facts=cluster_facts(case, result.obj, config),
-        )
-    )
+    observed["validate_input"] = _lines(_validate(case, obj, config))
+    observed["validate_output"] = _lines(_validate(case, result.obj, config))
     observed["respond"] = _respond(case, obj, config, observed.get("patch"))
     return observed
 

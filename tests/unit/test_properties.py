@@ -228,9 +228,8 @@ def test_no_secret_value_appears_in_output_patch_or_warnings(
             assert not policy.validate(result.obj, cfg).allowed
         else:
             assert planted not in json.dumps(result.obj)
-    reply, _ = review.respond(
-        review.parse(admission_review(obj, uid="u", namespace=None)), cfg, mode="validate"
-    )
+    doc = admission_review(obj, uid="u", namespace=None)
+    reply, _ = review.respond(review.parse(doc, cfg), mode="validate")
     assert planted not in json.dumps(reply)
 
 

@@ -87,7 +87,7 @@ def test_wrong_types_anywhere_are_refused_or_handled_never_raised(
     assert validated.refusal == result.refusal
     for mode in ("mutate", "validate"):
         doc = admission_review(json.loads(json.dumps(obj)), uid="u", namespace=None)
-        reply, _ = review.respond(review.parse(doc), cfg, mode=mode)
+        reply, _ = review.respond(review.parse(doc, cfg), mode=mode)
         assert reply["response"]["uid"] == "u"
         if result.refusal is not None:
             assert reply["response"]["allowed"] is False
