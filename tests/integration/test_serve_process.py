@@ -17,7 +17,6 @@ import shutil
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -323,7 +322,6 @@ async def test_sigterm_drains_then_finishes_in_flight_reviews_and_exits_0(
             await writer.drain()
             assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
 
-            signalled = time.monotonic()
             served.signal()
 
             async def not_ready() -> bool:
@@ -335,8 +333,8 @@ async def test_sigterm_drains_then_finishes_in_flight_reviews_and_exits_0(
             answer = await post_review(
                 session, served.https + "/validate", admission_review(worker_statefulset())
             )
+            # answered, so before the drain ended: once the listener closes, a request fails
             assert "response" in answer
-            assert time.monotonic() - signalled < 2
 
             async def listener_closed() -> bool:
                 try:
