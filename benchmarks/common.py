@@ -27,8 +27,19 @@ if str(ROOT) not in sys.path:
 
 from tests import worker  # noqa: E402 - needs the sys.path entry above
 from webhook.certs import pki  # noqa: E402
+from webhook.core.config import Config  # noqa: E402
+from webhook.server import handlers  # noqa: E402
 
 EXAMPLE_CONFIG = ROOT / "examples" / "functions_worker.yml"
+
+
+def review_body(body: bytes, config: Config, mode: str) -> str:
+    """One request body to its answer's JSON text by the path `serve` takes on its review
+    thread (the handlers' own functions: strict JSON, the review read, the answer written);
+    no cluster lookups, as `serve` without a cluster."""
+    parsed = handlers._parse(body)
+    text, _ = handlers._respond(parsed, config, mode, None)  # type: ignore[arg-type]
+    return text
 
 
 def info(message: str) -> None:

@@ -20,7 +20,6 @@ import common
 
 from webhook.core import config as config_module
 from webhook.core import review
-from webhook.server import wire
 
 
 def main() -> None:
@@ -43,8 +42,7 @@ def main() -> None:
     profile = cProfile.Profile()
     profile.enable()
     for body in bodies:
-        answer, _ = review.respond(review.parse(wire.load_json(body)), config, mode=mode)
-        wire.dumps(answer)
+        common.review_body(body, config, mode)
     profile.disable()
     print(f"{args.reviews} distinct /{mode} reviews of a typical worker StatefulSet")
     stats = pstats.Stats(profile, stream=sys.stdout).strip_dirs()
