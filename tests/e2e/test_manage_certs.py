@@ -330,7 +330,7 @@ def render(helm: Path) -> list[dict[str, Any]]:
 
 def service_account_kubeconfig(kube: Kube, path: Path) -> Path:
     """A kubeconfig that authenticates as the webhook's ServiceAccount (TokenRequest)."""
-    token = caches.kubectl("-n", SYSTEM, "create", "token", NAME, "--duration=1h").strip()
+    token = kube.kubectl("-n", SYSTEM, "create", "token", NAME, "--duration=1h").strip()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -338,8 +338,8 @@ def service_account_kubeconfig(kube: Kube, path: Path) -> Path:
             {
                 "name": "e2e",
                 "cluster": {
-                    "server": caches.cp.server,
-                    "certificate-authority": str(caches.cp.ca_file),
+                    "server": kube.cp.server,
+                    "certificate-authority": str(kube.cp.ca_file),
                 },
             }
         ],
@@ -374,7 +374,7 @@ def can(
             "resourceAttributes": attributes,
         },
     }
-    result = json.loads(caches.kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps(review)))
+    result = json.loads(kube.kubectl("create", "-o", "json", "-f", "-", stdin=json.dumps(review)))
     return bool(result["status"].get("allowed"))
 
 
@@ -399,8 +399,8 @@ def setup(
     kube = Kube(control_plane)
     workdir = tmp_path_factory.mktemp("manage-certs")
     for ns in (SYSTEM, FUNCTIONS, OTHER):
-        caches.kubectl("create", "namespace", ns)
-    caches.kubectl(
+        kube.kubectl("create", "namespace", ns)
+    kube.kubectl(
         "-n",
         FUNCTIONS,
         "create",
@@ -417,7 +417,7 @@ def setup(
         in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
     ]
     webhooks = [o for o in objects if o["kind"].endswith("WebhookConfiguration")]
-    caches.kubectl(
+    kube.kubectl(
         "create",
         "-f",
         "-",
@@ -436,13 +436,13 @@ def setup(
             for hook in doc["webhooks"]:
                 path = hook["clientConfig"]["service"]["path"]
                 hook["clientConfig"] = {"url": f"https://127.0.0.1:{balancer.port}{path}"}
-            caches.kubectl("create", "-f", "-", stdin=json.dumps(doc))
+            kube.kubectl("create", "-f", "-", stdin=json.dumps(doc))
         logs = ", ".join(str(r.log) for r in replicas)
         wait_for(lambda: all(r.ready() for r in replicas), 60, f"both replicas ready ({logs})")
         yield Setup(kube, replicas, balancer)
     finally:
         for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
-            caches.kubectl("delete", kind, NAME, "--ignore-not-found", check=False)
+            kube.kubectl("delete", kind, NAME, "--ignore-not-found", check=False)
         for replica in replicas:
             replica.stop()
         balancer.close()
@@ -457,7 +457,7 @@ def function(index: int, prefix: str = "fn") -> dict[str, Any]:
 
 
 def admitted_mutated(kube: Kube, obj: dict[str, Any]) -> tuple[bool, str]:
-    status, body = caches.post(f"/apis/apps/v1/namespaces/{FUNCTIONS}/statefulsets", obj)
+    status, body = kube.post(f"/apis/apps/v1/namespaces/{FUNCTIONS}/statefulsets", obj)
     if status != 201:
         return False, f"HTTP {status}: {body[:300]}"
     env = json.loads(body)["spec"]["template"]["spec"]["containers"][0].get("env", [])
@@ -472,15 +472,15 @@ def test_one_replica_creates_the_secret_both_serve_it_and_the_api_server_admits_
     setup: Setup,
 ) -> None:
     kube = setup.kube
-    assert caches.has_secret()
-    data = caches.secret()
+    assert kube.has_secret()
+    data = kube.secret()
     assert set(data) >= {"ca.crt", "ca.key", "ca-bundle.crt", "tls.crt", "tls.key"}
     wait_for(
         lambda: setup.all_serve(data["tls.crt"]), 20, "both replicas to serve the Secret's pair"
     )
     holder = setup.holder()
-    assert caches.lease_holder().startswith(f"replica-{setup.replicas.index(holder)}_")
-    wait_for(lambda: caches.ca_bundles() == [data["ca-bundle.crt"]] * 4, 20, "caBundle published")
+    assert kube.lease_holder().startswith(f"replica-{setup.replicas.index(holder)}_")
+    wait_for(lambda: kube.ca_bundles() == [data["ca-bundle.crt"]] * 4, 20, "caBundle published")
     expiry = expiry_gauges(holder)
     leaf = x509.load_pem_x509_certificate(data["tls.crt"]).not_valid_after_utc.timestamp()
     ca = x509.load_pem_x509_certificate(data["ca.crt"]).not_valid_after_utc.timestamp()
@@ -493,7 +493,7 @@ def test_one_replica_creates_the_secret_both_serve_it_and_the_api_server_admits_
     missing = worker.statefulset(
         k8s_namespace=FUNCTIONS, name="missing", secrets={"X": {"path": "nope", "key": "k"}}
     )
-    status, body = caches.post(f"/apis/apps/v1/namespaces/{FUNCTIONS}/statefulsets", missing)
+    status, body = kube.post(f"/apis/apps/v1/namespaces/{FUNCTIONS}/statefulsets", missing)
     assert status >= 400 and "secrets/exists" in body, body[:500]
 
 
@@ -514,32 +514,26 @@ def test_forced_rotations_of_leaf_then_ca_fail_no_admission(setup: Setup) -> Non
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
-        before = caches.secret()
-        caches.kubectl(
-            "-n", SYSTEM, "annotate", "secret", f"{NAME}-certs", "pf-webhook/rotate=leaf"
-        )
-        wait_for(lambda: caches.secret()["tls.crt"] != before["tls.crt"], 20, "a new leaf")
-        leaf = caches.secret()
+        before = kube.secret()
+        kube.kubectl("-n", SYSTEM, "annotate", "secret", f"{NAME}-certs", "pf-webhook/rotate=leaf")
+        wait_for(lambda: kube.secret()["tls.crt"] != before["tls.crt"], 20, "a new leaf")
+        leaf = kube.secret()
         assert leaf["ca.crt"] == before["ca.crt"]
         wait_for(
             lambda: setup.all_serve(leaf["tls.crt"]), 20, "both replicas to serve the new leaf"
         )
         handshakes = [setup.balancer.connections]
 
-        caches.kubectl("-n", SYSTEM, "annotate", "secret", f"{NAME}-certs", "pf-webhook/rotate=ca")
-        wait_for(lambda: caches.secret()["ca.crt"] != before["ca.crt"], 20, "a new CA")
-        rotated = caches.secret()
+        kube.kubectl("-n", SYSTEM, "annotate", "secret", f"{NAME}-certs", "pf-webhook/rotate=ca")
+        wait_for(lambda: kube.secret()["ca.crt"] != before["ca.crt"], 20, "a new CA")
+        rotated = kube.secret()
         bundle = x509.load_pem_x509_certificates(rotated["ca-bundle.crt"])
         assert [der_of(c) for c in bundle][1:] == [der(before["ca.crt"])]
         wait_for(
-            lambda: caches.ca_bundles() == [rotated["ca-bundle.crt"]] * 4,
-            20,
-            "old+new CA published",
+            lambda: kube.ca_bundles() == [rotated["ca-bundle.crt"]] * 4, 20, "old+new CA published"
         )
-        wait_for(
-            lambda: caches.secret()["tls.crt"] != leaf["tls.crt"], 30, "a leaf from the new CA"
-        )
-        final = caches.secret()
+        wait_for(lambda: kube.secret()["tls.crt"] != leaf["tls.crt"], 30, "a leaf from the new CA")
+        final = kube.secret()
         issuer = x509.load_pem_x509_certificate(final["tls.crt"]).issuer
         assert issuer == x509.load_pem_x509_certificate(final["ca.crt"]).subject
         wait_for(lambda: setup.all_serve(final["tls.crt"]), 20, "both replicas to serve it")
@@ -560,7 +554,7 @@ def test_forced_rotations_of_leaf_then_ca_fail_no_admission(setup: Setup) -> Non
     )
     assert len(results) >= 10
     assert failures == []
-    assert "pf-webhook/rotate" not in caches.json("-n", SYSTEM, "get", "secret", f"{NAME}-certs")[
+    assert "pf-webhook/rotate" not in kube.json("-n", SYSTEM, "get", "secret", f"{NAME}-certs")[
         "metadata"
     ].get("annotations", {})
 
@@ -572,13 +566,13 @@ def test_killing_the_lease_holder_hands_renewal_to_the_other(setup: Setup) -> No
     holder.stop(signal.SIGKILL)  # no release: the Lease must expire
     wait_for(other.holds_lease, 30, "the other replica to take the Lease")
     index = setup.replicas.index(other)
-    assert caches.lease_holder().startswith(f"replica-{index}_")
-    before = caches.secret()
-    caches.kubectl(
+    assert kube.lease_holder().startswith(f"replica-{index}_")
+    before = kube.secret()
+    kube.kubectl(
         "-n", SYSTEM, "annotate", "secret", f"{NAME}-certs", "pf-webhook/rotate=leaf", "--overwrite"
     )
-    wait_for(lambda: caches.secret()["tls.crt"] != before["tls.crt"], 20, "the new holder to renew")
-    renewed = caches.secret()["tls.crt"]
+    wait_for(lambda: kube.secret()["tls.crt"] != before["tls.crt"], 20, "the new holder to renew")
+    renewed = kube.secret()["tls.crt"]
     wait_for(lambda: other.served_certificate() == der(renewed), 20, "the survivor to serve it")
     ok, why = admitted_mutated(kube, function(0, "after"))
     assert ok, why
