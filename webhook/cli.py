@@ -16,11 +16,14 @@ from typing import Any
 import yaml
 
 from webhook import __version__, configfile
+from webhook.audit import cli as audit_cli
+from webhook.certs import cli as certs_cli
 from webhook.core import bounded, mutation, patch, policy, review
-from webhook.core.config import Config, ConfigError
+from webhook.core.config import Config
+from webhook.core.errors import UserError
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """Input we cannot read; the message names the file and the problem."""
 
 
@@ -213,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--client-ca", help="only accept clients with a certificate from this CA")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     serve.add_argument(
-        "--kubeconfig", help="cluster for the Secret/StatefulSet checks (default: none)"
+        "--kubeconfig",
+        help="cluster for the Secret/StatefulSet checks "
+        "(default: $KUBECONFIG, ~/.kube/config, in-cluster, else none)",
     )
     serve.add_argument(
         "--function-namespace",
@@ -284,18 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("-o", "--output", choices=("text", "json"), default="text")
     validate.set_defaults(handler=cmd_validate)
 
-    try:
-        from webhook.certs import pki
-    except ImportError:  # pragma: no cover - certs is part of the package
-        pass
-    else:
-        pki.register_cli(sub)
-    try:
-        from webhook.audit import cli as audit_cli
-    except ImportError:
-        pass
-    else:
-        audit_cli.register_cli(sub)
+    certs_cli.register_cli(sub)
+    audit_cli.register_cli(sub)
     return parser
 
 
@@ -304,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except (ConfigError, InputError) as exc:
+    except UserError as exc:  # bad input, config, certificate, cluster...: one line, exit 2
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:

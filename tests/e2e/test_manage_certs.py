@@ -41,8 +41,8 @@ from kubernetes_asyncio import watch
 
 from tests import worker
 from tests.polling import wait_for
-from webhook.kube import caches
-from webhook.kube import client as kube_client
+from webhook.kube.caches import secret_metadata_lister
+from webhook.kube.client import api_client
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "pf-webhook"
@@ -642,10 +642,10 @@ def test_the_secret_watch_carries_no_values(setup: Setup) -> None:
     kubeconfig = next(setup.replicas[0].log.parent.glob("sa-kubeconfig"))
 
     async def look() -> tuple[Any, list[Any]]:
-        api = await kube_client.api_client(str(kubeconfig))
+        api = await api_client(str(kubeconfig))
         assert api is not None
         try:
-            lister = caches.secret_metadata_lister(api, FUNCTIONS)
+            lister = secret_metadata_lister(api, FUNCTIONS)
             listed = await lister()
             events = []
             stream = watch.Watch(return_type="V1Secret")

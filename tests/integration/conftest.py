@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from webhook.certs import pki as certs
+from webhook.certs.pki import generate
 
 STARTUP = re.compile(
     r"pf-webhook serving (?P<https>https://\S+) \(/mutate, /validate\), "
@@ -88,7 +88,7 @@ def _client_certificate(ca_dir: Path, out: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     serving = tmp_path_factory.mktemp("serving")
-    certs.generate(
+    generate(
         service="pf-webhook",
         namespace="pf-webhook",
         out_dir=serving,
@@ -96,7 +96,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         ips=("127.0.0.1",),
     )
     client_dir = tmp_path_factory.mktemp("client")
-    certs.generate(service="client-ca", namespace="test", out_dir=client_dir)
+    generate(service="client-ca", namespace="test", out_dir=client_dir)
     cert, key = _client_certificate(client_dir, client_dir)
     return Pki(serving=serving, client_ca=client_dir / "ca.crt", client_cert=cert, client_key=key)
 
@@ -182,8 +182,10 @@ def serve(tmp_path: Path, pki: Pki) -> Iterator[ServeFactory]:
             config_path.write_text(config)
             argv += ["--config", str(config_path)]
         argv += list(args)
-        environ = {**os.environ, "PF_WEBHOOK_SHUTDOWN_DELAY": "0.2", **(env or {})}
+        # no cluster from the machine ($KUBECONFIG, ~/.kube/config, a pod's) unless `env` names one
+        environ = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "HOME")}
         environ.pop("KUBERNETES_SERVICE_HOST", None)
+        environ |= {"HOME": str(workdir), "PF_WEBHOOK_SHUTDOWN_DELAY": "0.2", **(env or {})}
         with (workdir / "stdout.txt").open("wb") as out, (workdir / "stderr.txt").open("wb") as err:
             proc = subprocess.Popen(argv, stdout=out, stderr=err, env=environ, cwd=workdir)
         served = Served(proc, workdir, cert_dir)

@@ -31,7 +31,7 @@ from cryptography import x509
 
 from tests.integration.conftest import Pki, Served, ServeFactory
 from tests.worker import admission_review, statefulset
-from webhook.certs import pki as certs
+from webhook.certs.pki import generate
 
 pytestmark = pytest.mark.slow
 
@@ -257,7 +257,7 @@ async def test_replaced_certificates_are_served_without_a_failed_request(
     staging.mkdir()
     for name in ("ca.crt", "ca.key"):
         shutil.copy(live / name, staging / name)
-    certs.generate(
+    generate(
         service="pf-webhook",
         namespace="pf-webhook",
         out_dir=staging,

@@ -23,8 +23,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tests import worker
 from webhook import cli
-from webhook.audit import cluster as audit_cluster
-from webhook.audit import jwt_parse
+from webhook.audit import cluster, jwt_parse
 from webhook.core.config import default_config, loads
 
 NOW = 1_800_000_000
@@ -578,7 +577,7 @@ def test_summarize_workload() -> None:
     obj = _sts(
         "exclamation", auth="sa-token", audience="pulsar", expiration=3600, ca_secret="broker-ca"
     )
-    row = audit_cluster.summarize_workload(obj, default_config())
+    row = cluster.summarize_workload(obj, default_config())
     assert (row.namespace, row.tenant, row.pulsar_namespace, row.function) == (
         "fns",
         "public",
@@ -595,12 +594,12 @@ def test_summarize_workload() -> None:
 def test_cluster_report_shared_roles_and_limit() -> None:
     config = loads("webhook:\n  tokens: {allowedAudiences: [pulsar]}\n")
     rows = [
-        audit_cluster.summarize_workload(_sts(f"fn{i}", auth="sa-token", audience="pulsar"), config)
+        cluster.summarize_workload(_sts(f"fn{i}", auth="sa-token", audience="pulsar"), config)
         for i in range(3)
     ]
-    rows.append(audit_cluster.summarize_workload(_sts("noaud", auth="sa-token"), config))
-    rows.append(audit_cluster.summarize_workload(_sts("noauth"), config))
-    report = audit_cluster.cluster_report(rows, scanned=7, limit=2, scope="namespace fns")
+    rows.append(cluster.summarize_workload(_sts("noaud", auth="sa-token"), config))
+    rows.append(cluster.summarize_workload(_sts("noauth"), config))
+    report = cluster.cluster_report(rows, scanned=7, limit=2, scope="namespace fns")
     assert len(report["functions"]) == 2
     assert report["leftOut"] == 3
     assert report["sharedRoles"][0]["role"] == "system:serviceaccount:fns:default"
@@ -613,7 +612,7 @@ def test_cluster_report_shared_roles_and_limit() -> None:
     assert counts["functions"] == 5
     assert counts["withToken"] == 4
     assert counts["withoutAudience"] == 1
-    text = audit_cluster.render_cluster_text(report, limit=2)
+    text = cluster.render_cluster_text(report, limit=2)
     lines = text.splitlines()
     assert lines[0].startswith("NAMESPACE")
     assert "... 3 more functions left out (raise --limit)" in text
@@ -624,13 +623,13 @@ def test_cluster_report_shared_roles_and_limit() -> None:
 
 def test_cluster_report_deny_findings() -> None:
     config = loads("webhook:\n  tokens: {allowedAudiences: [pulsar]}\n")
-    row = audit_cluster.summarize_workload(_sts("other", auth="sa-token", audience="vault"), config)
-    report = audit_cluster.cluster_report([row], scanned=1, limit=10, scope="all namespaces")
+    row = cluster.summarize_workload(_sts("other", auth="sa-token", audience="vault"), config)
+    report = cluster.cluster_report([row], scanned=1, limit=10, scope="all namespaces")
     assert report["allowed"] is False
     fn = report["functions"][0]
     assert fn["allowed"] is False
     assert any(f["rule"] == "tokens/audience" and f["action"] == "deny" for f in fn["findings"])
-    text = audit_cluster.render_cluster_text(report, limit=10)
+    text = cluster.render_cluster_text(report, limit=10)
     assert "DENY [tokens/audience]" in text
 
 
@@ -643,7 +642,7 @@ def test_cluster_without_a_cluster(capsys: pytest.CaptureFixture[str], tmp_path:
 
 
 def test_audit_error_is_one_line_with_control_characters_escaped() -> None:
-    from webhook.audit.text import AuditError
+    from webhook.audit.errors import AuditError
 
     message = str(AuditError("JWKS http://peer/\x1b[2J: HTTP 500 bad\nreason\x07"))
     assert message == "JWKS http://peer/\\x1b[2J: HTTP 500 bad reason\\x07"
@@ -670,11 +669,10 @@ def test_token_text_escapes_key_origin_notes_and_findings() -> None:
 def test_jwks_file_read_is_bounded(tmp_path: Path) -> None:
     import asyncio
 
-    from webhook.audit import apiserver
-    from webhook.audit import keys as audit_keys
-    from webhook.audit.text import AuditError
+    from webhook.audit import documents, keys
+    from webhook.audit.errors import AuditError
 
     big = tmp_path / "jwks.json"
-    big.write_bytes(b" " * (apiserver.MAX_DOCUMENT_BYTES + 1))
+    big.write_bytes(b" " * (documents.MAX_DOCUMENT_BYTES + 1))
     with pytest.raises(AuditError, match="larger than"):
-        asyncio.run(audit_keys.keys_from_urls(issuer=None, jwks=str(big), ca_file=None))
+        asyncio.run(keys.keys_from_urls(issuer=None, jwks=str(big), ca_file=None))

@@ -17,8 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from webhook import cli
-from webhook.audit import broker as audit_broker
-from webhook.audit import jwt_parse
+from webhook.audit import broker, jwt_parse
 from webhook.audit.keys import KeySource
 from webhook.core import broker_config
 
@@ -72,10 +71,10 @@ def _verdict(
     conf: str = BASE,
     jwks: dict[str, Any] | None = None,
     *,
-    api: audit_broker.ApiServer | None = None,
+    api: broker.ApiServer | None = None,
     document_issuer: str | None = None,
     api_host: str | None = None,
-) -> audit_broker.Verdict:
+) -> broker.Verdict:
     keys = (
         KeySource(
             jwks=jwks,
@@ -87,7 +86,7 @@ def _verdict(
         if jwks is not None
         else None
     )
-    return audit_broker.broker_verdict(
+    return broker.broker_verdict(
         jwt_parse.parse_token(token), _settings(conf), keys=keys, api=api, now=NOW
     )
 
@@ -306,7 +305,7 @@ def test_hs256_and_none_refused_whatever_the_key_set(es: Signer) -> None:
 
 def test_fallback_modes(es: Signer) -> None:
     conf = "openIDAllowedAudiences=pulsar\nopenIDFallbackDiscoveryMode=KUBERNETES_DISCOVER_PUBLIC_KEYS\n"
-    api = audit_broker.ApiServer(host="https://10.0.0.1:443", issuer=ISSUER)
+    api = broker.ApiServer(host="https://10.0.0.1:443", issuer=ISSUER)
     v = _verdict(es.mint(), conf, es.jwks, api=api, document_issuer=ISSUER, api_host=api.host)
     assert v.accepted, v.line()
     assert v.endpoints == [
@@ -314,7 +313,7 @@ def test_fallback_modes(es: Signer) -> None:
         "GET https://10.0.0.1:443/openid/v1/jwks/",
     ]
     assert "/.well-known/openid-configuration/" in v.line()
-    other = audit_broker.ApiServer(host="https://10.0.0.1:443", issuer="https://elsewhere")
+    other = broker.ApiServer(host="https://10.0.0.1:443", issuer="https://elsewhere")
     refused = _verdict(es.mint(), conf, es.jwks, api=other)
     assert refused.code == "UNSUPPORTED_ISSUER"
     trusted = conf.replace("PUBLIC_KEYS", "TRUSTED_ISSUER")
@@ -370,7 +369,7 @@ pulsar:
 """
     settings = broker_config.parse(values, "values.yaml")
     assert settings.issuers == {ISSUER}
-    verdict = audit_broker.broker_verdict(
+    verdict = broker.broker_verdict(
         jwt_parse.parse_token(es.mint()),
         settings,
         keys=KeySource(jwks=es.jwks, origin="jwks.json", issuer=ISSUER),

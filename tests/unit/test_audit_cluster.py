@@ -9,9 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from tests import worker
-from webhook.audit import broker as audit_broker
-from webhook.audit import cluster as audit_cluster
-from webhook.audit import scan
+from webhook.audit import broker, cluster, scan
 from webhook.core import broker_config, grants
 from webhook.core.config import default_config
 
@@ -90,25 +88,25 @@ def test_no_commands_for_a_role_with_control_characters() -> None:
 
 
 def test_grants_text_escapes_function_names() -> None:
-    row = audit_cluster.summarize_workload(_sts("fn-e"), default_config())
+    row = cluster.summarize_workload(_sts("fn-e"), default_config())
     details = worker.function_details(tenant="t", namespace="n", name="f\x1b[2J")
     row = replace(row, needs=grants.needs(details))
-    report = audit_cluster.cluster_report([row], scanned=1, limit=10, scope="x", with_grants=True)
-    text = audit_cluster.render_cluster_text(report, limit=10)
+    report = cluster.cluster_report([row], scanned=1, limit=10, scope="x", with_grants=True)
+    text = cluster.render_cluster_text(report, limit=10)
     assert "\x1b" not in text
     assert "t/n/f\\x1b[2J" in text
 
 
 def test_stored_token_status() -> None:
     def status(**claims: Any) -> str:
-        return audit_cluster.stored_token(NS, "pf-secret-x", claims, now=NOW, warn_days=7).status
+        return cluster.stored_token(NS, "pf-secret-x", claims, now=NOW, warn_days=7).status
 
     assert status(sub="alice") == "never-expires"
     assert status(exp=NOW - 1) == "expired"
     assert status(exp=NOW) == "expired"
     assert status(exp=NOW + 6 * 86400) == "expiring"
     assert status(exp=NOW + 8 * 86400) == "ok"
-    token = audit_cluster.stored_token(
+    token = cluster.stored_token(
         NS, "pf-secret-x", {"sub": "alice", "iss": "me", "aud": "pulsar"}, now=NOW, warn_days=7
     )
     assert token.as_json() == {
@@ -125,17 +123,17 @@ def test_stored_token_status() -> None:
 def test_pods_matched_and_compared_with_template() -> None:
     sts = _sts("fn-a", auth="sa-token", audience="pulsar", expiration=3600)
     other = _sts("fn-b", auth="sa-token", audience="pulsar", expiration=3600)
-    rows = [audit_cluster.summarize_workload(o, default_config()) for o in (sts, other)]
+    rows = [cluster.summarize_workload(o, default_config()) for o in (sts, other)]
     same = _pod(sts)
-    assert audit_cluster.match_pod(same, rows) is rows[0]
+    assert cluster.match_pod(same, rows) is rows[0]
     edited = _pod(sts, 1, serviceAccountName="intruder")
-    pod_row = audit_cluster.summarize_pod(edited, rows[0])
+    pod_row = cluster.summarize_pod(edited, rows[0])
     assert pod_row.role == f"system:serviceaccount:{NS}:intruder"
     assert pod_row.differs == ("service account intruder (template: default)",)
     owned = _pod(other)
     owned["metadata"]["ownerReferences"] = [{"kind": "StatefulSet", "name": rows[1].name}]
-    assert audit_cluster.match_pod(owned, rows) is rows[1]
-    row = replace(rows[0], pods=(audit_cluster.summarize_pod(same, rows[0]), pod_row))
+    assert cluster.match_pod(owned, rows) is rows[1]
+    row = replace(rows[0], pods=(cluster.summarize_pod(same, rows[0]), pod_row))
     assert row.pulsar_roles == (
         f"system:serviceaccount:{NS}:default",
         f"system:serviceaccount:{NS}:intruder",
@@ -144,20 +142,20 @@ def test_pods_matched_and_compared_with_template() -> None:
 
 def test_token_secret_function_role_is_the_token_subject() -> None:
     sts = _sts("fn-s", auth="token-secret")
-    row = audit_cluster.summarize_workload(sts, default_config())
+    row = cluster.summarize_workload(sts, default_config())
     assert row.token_secrets == ("pf-secret-z7mxx",)
-    stored = audit_cluster.stored_token(
+    stored = cluster.stored_token(
         NS, "pf-secret-z7mxx", {"sub": "alice", "exp": NOW - 5}, now=NOW, warn_days=7
     )
     row = replace(row, stored=(stored,))
     assert row.pulsar_roles == ("alice",)
-    report = audit_cluster.cluster_report([row], scanned=1, limit=10, scope="x", with_grants=True)
+    report = cluster.cluster_report([row], scanned=1, limit=10, scope="x", with_grants=True)
     assert report["ok"] is False  # an expired stored token is a finding
     assert report["tokenSecrets"]["expired"] == [
         f"{NS}/{sts['metadata']['name']} (pf-secret-z7mxx)"
     ]
     assert report["grants"][0]["role"] == "alice"
-    text = audit_cluster.render_cluster_text(report, limit=10)
+    text = cluster.render_cluster_text(report, limit=10)
     assert "pf-secret-z7mxx: expired" in text and "subject alice" in text
 
 
@@ -165,9 +163,9 @@ def test_broker_answer_per_function() -> None:
     settings = broker_config.parse(
         "openIDAllowedTokenIssuers=https://k8s\nopenIDAllowedAudiences=pulsar\n", "broker.conf"
     )
-    api = audit_broker.ApiServer(host="https://api", issuer="https://k8s")
+    api = broker.ApiServer(host="https://api", issuer="https://k8s")
     rows = {
-        name: audit_cluster.summarize_workload(_sts(name, **kw), default_config())
+        name: cluster.summarize_workload(_sts(name, **kw), default_config())
         for name, kw in {
             "good": {"auth": "sa-token", "audience": "pulsar", "expiration": 3600},
             "vault": {"auth": "sa-token", "audience": "vault", "expiration": 3600},

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from webhook import cli
 from webhook.certs import pki
 from webhook.certs.pki import CertError, CertPaths
 
@@ -293,10 +294,7 @@ def test_load_pair_summary_is_one_line_with_subject_sans_and_not_after(tmp_path:
 
 
 def _cli() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pf-webhook")
-    sub = parser.add_subparsers(dest="command", required=True)
-    pki.register_cli(sub)
-    return parser
+    return cli.build_parser()
 
 
 def test_cli_generate_writes_the_files_and_returns_zero(
@@ -339,14 +337,11 @@ def test_cli_generate_writes_the_files_and_returns_zero(
 def test_cli_generate_reports_bad_input_as_one_error_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    parser = _cli()
-    args = parser.parse_args(
-        [
-            *("certs", "generate", "--service", "s", "--namespace", "n"),
-            *("--out", str(tmp_path), "--ip", "999.1.1.1"),
-        ]
-    )
-    assert args.handler(args) == 2
+    argv = [
+        *("certs", "generate", "--service", "s", "--namespace", "n"),
+        *("--out", str(tmp_path), "--ip", "999.1.1.1"),
+    ]
+    assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert err.count("\n") == 1
@@ -356,8 +351,7 @@ def test_cli_generate_reports_bad_input_as_one_error_line_and_exit_2(
 def test_cli_inject_with_a_missing_ca_file_fails_cleanly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = _cli().parse_args(["certs", "inject", "--ca-file", str(tmp_path / "nope.crt")])
-    assert args.handler(args) == 2
+    assert cli.main(["certs", "inject", "--ca-file", str(tmp_path / "nope.crt")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert "nope.crt" in err

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from webhook.kube.caches import KubeError, _read_or_none
+from webhook.kube.caches import _read_or_none
+from webhook.kube.client import KubeError
 
 
 def _raising(status: int) -> Any:

@@ -9,12 +9,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from webhook.certs import rotation, secret
+from webhook.certs import cert_secret, rotation
 
 T0 = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
 DAY = datetime.timedelta(days=1)
 SCHEDULE = rotation.Schedule(propagation=datetime.timedelta(seconds=60))
-IDENTITY = secret.Identity(
+IDENTITY = cert_secret.Identity(
     service="pf-webhook", namespace="pf", hosts=("localhost",), ips=("127.0.0.1",)
 )
 
@@ -22,33 +22,33 @@ IDENTITY = secret.Identity(
 def _step(
     data: dict[str, bytes] | None, now: datetime.datetime, **annotations: str
 ) -> rotation.Step:
-    state = secret.read_state(data, annotations, IDENTITY)
+    state = cert_secret.read_state(data, annotations, IDENTITY)
     return rotation.plan(state, now, SCHEDULE)
 
 
 def _run(
     action: rotation.Action, data: dict[str, bytes] | None, now: datetime.datetime
 ) -> dict[str, bytes]:
-    return secret.apply(action, data, identity=IDENTITY, schedule=SCHEDULE, now=now)
+    return cert_secret.apply(action, data, identity=IDENTITY, schedule=SCHEDULE, now=now)
 
 
 def _published(data: dict[str, bytes], at: datetime.datetime) -> dict[str, str]:
     return {
-        secret.PUBLISHED_BUNDLE: secret.bundle_digest(data["ca-bundle.crt"]),
-        secret.PUBLISHED_AT: at.isoformat(),
+        cert_secret.PUBLISHED_BUNDLE: cert_secret.bundle_digest(data["ca-bundle.crt"]),
+        cert_secret.PUBLISHED_AT: at.isoformat(),
     }
 
 
 def test_no_secret_means_create_and_a_fresh_pair_is_up_to_date() -> None:
     assert _step(None, T0).action == "create"
     data = _run("create", None, T0)
-    assert set(data) == set(secret.KEYS)
-    step = rotation.plan(secret.read_state(data, _published(data, T0), IDENTITY), T0, SCHEDULE)
+    assert set(data) == set(cert_secret.KEYS)
+    step = rotation.plan(cert_secret.read_state(data, _published(data, T0), IDENTITY), T0, SCHEDULE)
     assert step.action == "none"
     assert T0 < step.next_check <= T0 + SCHEDULE.recheck
     leaf = x509.load_pem_x509_certificate(data["tls.crt"])
     assert leaf.not_valid_after_utc == T0 + SCHEDULE.leaf_validity
-    names = secret.read_state(data, {}, IDENTITY).leaf
+    names = cert_secret.read_state(data, {}, IDENTITY).leaf
     assert names is not None and names.names == IDENTITY.names()
 
 
@@ -72,7 +72,7 @@ def test_ca_rotation_keeps_the_old_ca_trusted_and_waits_for_publication_before_t
     at = T0 + 2 * 365 * DAY + DAY  # past 2/3 of the CA's three years
     assert _step(data, at, **_published(data, T0)).action == "rotate-ca"
     rotated = _run("rotate-ca", data, at)
-    bundle = secret.bundle_certs(rotated["ca-bundle.crt"])
+    bundle = cert_secret.bundle_certs(rotated["ca-bundle.crt"])
     assert [c.public_bytes(Encoding.PEM) for c in bundle][1] == data["ca.crt"]
     assert rotated["tls.crt"] == data["tls.crt"]  # still the old CA's leaf, still trusted
     # the old annotation names the old bundle: not published yet, so no new leaf
@@ -94,16 +94,16 @@ def test_expired_cas_leave_the_bundle() -> None:
     # the new leaf is renewed every 45 days; look just after a renewal, past the old CA's end
     later = old_end + datetime.timedelta(hours=1)
     fresh = _run("renew-leaf", leaf, later)
-    state = secret.read_state(fresh, _published(fresh, later), IDENTITY)
+    state = cert_secret.read_state(fresh, _published(fresh, later), IDENTITY)
     assert rotation.plan(state, later, SCHEDULE).action in ("prune-bundle", "rotate-ca")
     pruned = _run("prune-bundle", fresh, later)
-    assert len(secret.bundle_certs(pruned["ca-bundle.crt"])) == 1
+    assert len(cert_secret.bundle_certs(pruned["ca-bundle.crt"])) == 1
 
 
 @pytest.mark.parametrize("what", ["leaf", "ca"])
 def test_an_operator_request_forces_a_rotation(what: str) -> None:
     data = _run("create", None, T0)
-    marks = {**_published(data, T0), secret.ROTATE: what}
+    marks = {**_published(data, T0), cert_secret.ROTATE: what}
     expected = "renew-leaf" if what == "leaf" else "rotate-ca"
     assert _step(data, T0 + DAY, **marks).action == expected
 
@@ -117,8 +117,8 @@ def test_unusable_contents_are_recreated() -> None:
 
 def test_other_names_than_wanted_renew_the_leaf() -> None:
     data = _run("create", None, T0)
-    other = secret.Identity(service="pf-webhook", namespace="elsewhere")
-    state = secret.read_state(data, _published(data, T0), other)
+    other = cert_secret.Identity(service="pf-webhook", namespace="elsewhere")
+    state = cert_secret.read_state(data, _published(data, T0), other)
     assert rotation.plan(state, T0, SCHEDULE).action == "renew-leaf"
 
 

@@ -33,18 +33,27 @@ from cryptography import x509
 
 from tests.metrics import metric_value
 from tests.worker import statefulset
-from webhook import cli
-from webhook.certs import pki as certs
+from webhook import cli, configfile
+from webhook.certs.pki import generate
 from webhook.core import mutation
 from webhook.core.config import Config, default_config, loads
 from webhook.core.policy import ClusterFacts
-from webhook.server import app as server
-from webhook.server import facts, handlers, lifecycle, logs, tls
-from webhook.server import metrics as metrics_module
-from webhook.server import state as server_state
+from webhook.server import app, facts, handlers, logs, tls
+from webhook.server.metrics import Metrics
+from webhook.server.state import ServerState
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture(autouse=True)
+def no_cluster_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` finds a cluster through $KUBECONFIG, ~/.kube/config or a pod's environment: none
+    of the machine's may reach these tests; a test that wants one sets it."""
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
 
 SECRET_VALUE = "s3cr3t-v4lue"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJl"
@@ -113,30 +122,26 @@ class FakeProvider:
         self.closed = True
 
 
-def state_with(
-    provider: facts.FactsProvider | None = None, **kwargs: Any
-) -> server_state.ServerState:
+def state_with(provider: facts.FactsProvider | None = None, **kwargs: Any) -> ServerState:
     async def factory(config: Config) -> facts.FactsProvider:
         return provider if provider is not None else facts.NoClusterFacts()
 
     kwargs.setdefault("config", default_config())
-    return server_state.ServerState(facts_factory=factory, **kwargs)
+    return ServerState(facts_factory=factory, **kwargs)
 
 
 @pytest.fixture
-def state() -> server_state.ServerState:
+def state() -> ServerState:
     return state_with()
 
 
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, state: server_state.ServerState) -> Client:
+async def client(aiohttp_client: ClientFactory, state: ServerState) -> Client:
     return await aiohttp_client(handlers.create_app(state))
 
 
 @pytest.fixture
-async def ops(
-    aiohttp_client: ClientFactory, state: server_state.ServerState, client: Client
-) -> Client:
+async def ops(aiohttp_client: ClientFactory, state: ServerState, client: Client) -> Client:
     return await aiohttp_client(handlers.create_ops_app(state))
 
 
@@ -150,7 +155,7 @@ async def post_review(client: Client, path: str, doc: Any, *, status: int = 200)
     return answer
 
 
-def sample(metrics: metrics_module.Metrics, name: str, **labels: str) -> float | None:
+def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
@@ -390,15 +395,15 @@ async def test_a_failure_inside_the_review_is_a_500_review_naming_the_exception_
 
 
 async def test_an_unexpected_exception_before_the_uid_is_known_is_a_json_500(
-    aiohttp_client: ClientFactory, state: server_state.ServerState
+    aiohttp_client: ClientFactory, state: ServerState
 ) -> None:
-    app = handlers.create_app(state)
+    admission = handlers.create_app(state)
 
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError("contents that must not leak")
 
-    app.router.add_post("/boom", boom)
-    client = await aiohttp_client(app)
+    admission.router.add_post("/boom", boom)
+    client = await aiohttp_client(admission)
     resp = await client.post("/boom", json={})
     assert resp.status == 500
     assert await resp.json() == {"error": "internal error in pf-webhook: RuntimeError"}
@@ -458,7 +463,7 @@ async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
     review needing a live Secret read gets the same decision, within one budget."""
     from kubernetes_asyncio import client as k8s
 
-    from webhook.kube import caches as kube
+    from webhook.kube.caches import ClusterFacts
 
     silent: list[asyncio.StreamWriter] = []
 
@@ -468,7 +473,7 @@ async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
     peer = await asyncio.start_server(accept, "127.0.0.1", 0)
     port = peer.sockets[0].getsockname()[1]
     api = k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{port}"))
-    provider = kube.ClusterFacts(api, timeout=0.2)
+    provider = ClusterFacts(api, timeout=0.2)
     for reflector in (*provider.secret_meta.values(), provider.statefulsets):
         reflector.synced.set()  # as after the first list; the watches are not started
     config = loads("webhook: {kube: {timeoutSeconds: 0.2}, secrets: {verify: warn}}")
@@ -556,7 +561,7 @@ async def test_metrics_count_decisions_findings_and_errors(client: Client, ops: 
 
 
 async def test_each_app_has_its_own_registry() -> None:
-    one, two = metrics_module.Metrics(), metrics_module.Metrics()
+    one, two = Metrics(), Metrics()
     one.errors.labels("bad_json").inc()
     assert sample(two, "pf_webhook_errors_total", kind="bad_json") == 0
 
@@ -619,13 +624,13 @@ def test_the_json_formatter_writes_the_exception_type_not_the_traceback() -> Non
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CA with two serving pairs for localhost, and a second, unrelated CA."""
     first = tmp_path_factory.mktemp("pki-first")
-    certs.generate(service="svc", namespace="ns", out_dir=first, hosts=("localhost",))
+    generate(service="svc", namespace="ns", out_dir=first, hosts=("localhost",))
     second = tmp_path_factory.mktemp("pki-second")
     for name in ("ca.crt", "ca.key"):
         shutil.copy(first / name, second / name)
-    certs.generate(service="svc", namespace="ns", out_dir=second, hosts=("localhost",))
+    generate(service="svc", namespace="ns", out_dir=second, hosts=("localhost",))
     other = tmp_path_factory.mktemp("pki-other")
-    certs.generate(service="svc", namespace="ns", out_dir=other, hosts=("localhost",))
+    generate(service="svc", namespace="ns", out_dir=other, hosts=("localhost",))
     return {"first": first, "second": second, "other": other}
 
 
@@ -662,7 +667,7 @@ def test_a_half_replaced_pair_keeps_the_old_certificate_until_the_key_follows(
     shutil.copytree(pki["first"], live)
     serving = tls.ServingCerts(live)
     serving.load()
-    metrics = metrics_module.Metrics()
+    metrics = Metrics()
     first = serial_of((pki["first"] / "tls.crt").read_bytes())
     second = serial_of((pki["second"] / "tls.crt").read_bytes())
     assert serial_of(handshake(serving.context, live / "ca.crt")) == first
@@ -720,7 +725,7 @@ async def test_config_file_changes_are_picked_up_and_bad_ones_ignored(
         return replace(config, server=replace(config.server, port=9443))
 
     state = state_with(
-        config=override(lifecycle.read_config(path)),
+        config=override(configfile.read(path)),
         config_path=path,
         overrides=override,
         poll_interval=0.01,
@@ -785,13 +790,13 @@ def test_startup_errors_are_one_line_and_exit_2(
         serve_args(tmp_path, port=70000),
     ]
     for args in cases:
-        assert server.main(args) == 2
+        assert app.main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err
         assert "Traceback" not in err
-    monkeypatch.setenv(server.DRAIN_ENV, "soon")
-    assert server.main(serve_args(tmp_path)) == 2
-    assert server.DRAIN_ENV in capsys.readouterr().err
+    monkeypatch.setenv(app.DRAIN_ENV, "soon")
+    assert app.main(serve_args(tmp_path)) == 2
+    assert app.DRAIN_ENV in capsys.readouterr().err
 
 
 def test_a_busy_port_and_a_failing_cluster_client_exit_2(
@@ -801,14 +806,14 @@ def test_a_busy_port_and_a_failing_cluster_client_exit_2(
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert server.main(serve_args(tmp_path, port=port)) == 2
+        assert app.main(serve_args(tmp_path, port=port)) == 2
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
 
     async def failing(config: Config) -> facts.FactsProvider:
         raise OSError(2, "No such file or directory")
 
-    assert server.main(serve_args(tmp_path), facts_provider_factory=failing) == 2
+    assert app.main(serve_args(tmp_path), facts_provider_factory=failing) == 2
     err = capsys.readouterr().err
     assert err == "error: cluster client: No such file or directory\n"
 
@@ -853,6 +858,6 @@ def test_manage_certs_and_function_namespace_flag_errors_exit_2(
     }
     for expected, argv in cases.items():
         args = parser.parse_args([*argv, "--cert-dir", str(tmp_path / "certs")])
-        assert server.main(args) == 2, argv
+        assert app.main(args) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err

@@ -29,8 +29,8 @@ from typing import Any
 
 from webhook.audit.jwt_parse import ParsedToken
 from webhook.audit.keys import KeySource
-from webhook.audit.text import show
 from webhook.core.broker_config import ACCEPTED_ALGORITHMS, BrokerSettings
+from webhook.core.errors import printable
 
 DISCOVERY_PATH = "/.well-known/openid-configuration/"
 JWKS_PATH = "/openid/v1/jwks/"
@@ -62,7 +62,7 @@ class Verdict:
         via = f" via {self.path}" if self.path else ""
         reads = f"; the broker reads {', '.join(self.endpoints)}" if self.endpoints else ""
         if self.accepted:
-            return f"broker: ACCEPTED as {show(self.role)}{via}{reads}"
+            return f"broker: ACCEPTED as {printable(self.role)}{via}{reads}"
         if self.undetermined:
             return f"broker: UNDETERMINED{via}: {self.reason}{reads}"
         if self.code == "STARTUP":
@@ -134,7 +134,7 @@ def check_claims(claims: Mapping[str, Any], settings: BrokerSettings, now: float
         raise _Refused(
             "INVALID_JWT_CLAIM",
             "The Claim 'aud' value doesn't contain the required audience. (token: "
-            f"{', '.join(show(a) for a in auds) or 'none'}; openIDAllowedAudiences: "
+            f"{', '.join(printable(a) for a in auds) or 'none'}; openIDAllowedAudiences: "
             f"{', '.join(sorted(settings.audiences))})",
         )
     required = ["iat", "exp", "nbf", "sub"]
@@ -146,9 +146,10 @@ def check_claims(claims: Mapping[str, Any], settings: BrokerSettings, now: float
             if name == "nbf":
                 extra = " (brokers before apache/pulsar#25197 require nbf)"
             elif name == settings.role_claim:
-                extra = f" (openIDRoleClaim={show(settings.role_claim)})"
+                extra = f" (openIDRoleClaim={printable(settings.role_claim)})"
             raise _Refused(
-                "INVALID_JWT_CLAIM", f"The Claim '{show(name)}' is not present in the JWT.{extra}"
+                "INVALID_JWT_CLAIM",
+                f"The Claim '{printable(name)}' is not present in the JWT.{extra}",
             )
     today = int(now)
     leeway = settings.leeway_seconds
@@ -165,7 +166,7 @@ def check_claims(claims: Mapping[str, Any], settings: BrokerSettings, now: float
     if role is None:
         raise _Refused(
             "NO_ROLE",
-            f"the role claim {show(settings.role_claim)} is not a string or an array of strings: "
+            f"the role claim {printable(settings.role_claim)} is not a string or an array of strings: "
             "the broker gets a null role and the connection never completes",
         )
     return role
@@ -182,7 +183,8 @@ def _public_key(jwk: Mapping[str, Any]) -> Any:
     )
     if reader is None:
         raise _Refused(
-            "INVALID_PUBLIC_KEY", f"Invalid public key: the key type {show(kty)} is not RSA or EC"
+            "INVALID_PUBLIC_KEY",
+            f"Invalid public key: the key type {printable(kty)} is not RSA or EC",
         )
     try:
         key = reader.from_jwk(json.dumps(dict(jwk)))
@@ -205,19 +207,19 @@ def _check_signature(token: ParsedToken, keys: KeySource) -> None:
     if jwk is None:
         raise _Refused(
             "ERROR_RETRIEVING_PUBLIC_KEY",
-            f"No JWK found for Key ID {show(kid) if kid is not None else 'null'} in {keys.origin}",
+            f"No JWK found for Key ID {printable(kid) if kid is not None else 'null'} in {keys.origin}",
         )
     declared = jwk.get("alg")
     if declared is not None and declared != alg:
         raise _Refused(
             "ALGORITHM_MISMATCH",
-            f"JWK's alg [{show(declared)}] does not match JWT's alg [{show(alg)}]",
+            f"JWK's alg [{printable(declared)}] does not match JWT's alg [{printable(alg)}]",
         )
     key = _public_key(jwk)
     if not isinstance(alg, str):
         raise _Refused("UNSUPPORTED_ALGORITHM", "PublicKey algorithm cannot be null")
     if alg not in ACCEPTED_ALGORITHMS:
-        raise _Refused("UNSUPPORTED_ALGORITHM", f"Unsupported algorithm: {show(alg)}")
+        raise _Refused("UNSUPPORTED_ALGORITHM", f"Unsupported algorithm: {printable(alg)}")
     if (alg.startswith("RS") and jwk.get("kty") != "RSA") or (
         alg.startswith("ES") and jwk.get("kty") != "EC"
     ):
@@ -229,7 +231,7 @@ def _check_signature(token: ParsedToken, keys: KeySource) -> None:
     except InvalidSignatureError:
         raise _Refused(
             "ERROR_VERIFYING_JWT_SIGNATURE",
-            f"JWT signature verification exception: the signature does not verify with key {show(kid)}",
+            f"JWT signature verification exception: the signature does not verify with key {printable(kid)}",
         ) from None
     except PyJWTError as exc:
         raise _Refused(
@@ -254,23 +256,23 @@ def _route(
         raise _Refused("UNSUPPORTED_ISSUER", "Issuer cannot be null")
     if not isinstance(iss, str):
         raise _Refused(
-            "ERROR_DECODING_JWT", f"Unable to decode JWT: iss is {show(iss)}, not a string"
+            "ERROR_DECODING_JWT", f"Unable to decode JWT: iss is {printable(iss)}, not a string"
         )
     notes: list[str] = []
     if iss in settings.issuers:
-        path = f"openIDAllowedTokenIssuers: GET {show(iss.rstrip('/'))}/.well-known/openid-configuration"
+        path = f"openIDAllowedTokenIssuers: GET {printable(iss.rstrip('/'))}/.well-known/openid-configuration"
         if keys is not None and keys.document_issuer not in (None, iss):
             if keys.api_host is None and keys.issuer == iss:  # we read <iss>'s own document
                 raise _Refused(
                     "ISSUER_MISMATCH",
-                    f"Issuer URL mismatch: [{show(iss)}] should match [{show(keys.document_issuer)}]",
+                    f"Issuer URL mismatch: [{printable(iss)}] should match [{printable(keys.document_issuer)}]",
                 )
             raise _Undetermined(
                 path,
                 [],
                 notes,
-                f"the broker reads the keys of issuer {show(iss)}; the keys given belong to "
-                f"issuer {show(keys.document_issuer)} (give --issuer {show(iss)})",
+                f"the broker reads the keys of issuer {printable(iss)}; the keys given belong to "
+                f"issuer {printable(keys.document_issuer)} (give --issuer {printable(iss)})",
             )
         if api is not None and api.issuer == iss:
             notes.append(
@@ -285,9 +287,9 @@ def _route(
         allowed = ", ".join(sorted(settings.issuers)) or "none"
         raise _Refused(
             "UNSUPPORTED_ISSUER",
-            f"Issuer not allowed: {show(iss)} (openIDAllowedTokenIssuers: {allowed})",
+            f"Issuer not allowed: {printable(iss)} (openIDAllowedTokenIssuers: {allowed})",
         )
-    host = show(api.host) if api is not None else "<the broker's API server>"
+    host = printable(api.host) if api is not None else "<the broker's API server>"
     endpoints = [f"GET {host.rstrip('/')}{DISCOVERY_PATH}"]
     if mode == "KUBERNETES_DISCOVER_PUBLIC_KEYS":
         endpoints.append(f"GET {host.rstrip('/')}{JWKS_PATH}")
@@ -295,7 +297,7 @@ def _route(
     else:
         path = (
             "KUBERNETES_DISCOVER_TRUSTED_ISSUER (keys from the issuer's own discovery, "
-            f"GET {show(iss.rstrip('/'))}/.well-known/openid-configuration, without credentials)"
+            f"GET {printable(iss.rstrip('/'))}/.well-known/openid-configuration, without credentials)"
         )
     notes.append(
         "the broker calls the API server with its own ServiceAccount (in-cluster config); the "
@@ -307,13 +309,13 @@ def _route(
             path,
             endpoints,
             notes,
-            f"accepted only if the broker's API server announces issuer {show(iss)} at "
+            f"accepted only if the broker's API server announces issuer {printable(iss)} at "
             f"{DISCOVERY_PATH}; give --kubeconfig of that cluster to check",
         )
     if api.issuer != iss:
         raise _Refused(
             "UNSUPPORTED_ISSUER",
-            f"Issuer not allowed: {show(iss)} (the API server's issuer is {show(api.issuer)})",
+            f"Issuer not allowed: {printable(iss)} (the API server's issuer is {printable(api.issuer)})",
         )
     return path, endpoints, notes
 

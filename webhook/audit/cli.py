@@ -23,9 +23,10 @@ whose token has no audience. Output is bounded by ``--limit``.
 
 Exit codes: 0 ok, 1 findings (``cluster``: a deny finding), 2 error (one line on stderr).
 
-This module is the command line only: the token is read by ``audit_jwt``, its keys found by
-``audit_keys`` and checked by ``audit_token`` (or, with ``--broker-config``, by ``audit_broker``
-as the broker would); the cluster is read by ``audit_scan`` and reported by ``audit_cluster``.
+This module is the command line only: the token is read by ``jwt_parse``, its keys found by
+``keys`` and checked by ``token`` (or, with ``--broker-config``, by ``broker`` as the broker
+would); the cluster is read by ``scan`` and reported by ``cluster``. Every failure is a
+`UserError`, caught once by ``pf-webhook``'s ``main``: one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -36,28 +37,13 @@ import json
 import sys
 
 from webhook import configfile
-from webhook.audit import broker as audit_broker
-from webhook.audit import cluster as audit_cluster
-from webhook.audit import jwt_parse
-from webhook.audit import keys as audit_keys
-from webhook.audit import scan as audit_scan
-from webhook.audit import token as audit_token
-from webhook.audit.text import AuditError
+from webhook.audit import broker, cluster, jwt_parse, keys, scan, token
+from webhook.audit.errors import AuditError
 from webhook.core import broker_config
-from webhook.core.config import Config, ConfigError
 
 __all__ = ["DEFAULT_LIMIT", "register_cli"]
 
 DEFAULT_LIMIT = 500
-
-
-def _load_config(path: str | None) -> Config:
-    return configfile.read(path)
-
-
-def _fail(exc: BaseException) -> int:
-    print(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
-    return 2
 
 
 def _broker_settings(path: str | None) -> broker_config.BrokerSettings | None:
@@ -73,68 +59,60 @@ def _broker_settings(path: str | None) -> broker_config.BrokerSettings | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise AuditError(f"--broker-config {path}: not UTF-8 text") from None
-    try:
-        return broker_config.parse(text, path)
-    except broker_config.BrokerConfigError as exc:
-        raise AuditError(str(exc)) from None
+    return broker_config.parse(text, path)
 
 
-async def _key_source(args: argparse.Namespace) -> audit_keys.KeySource | None:
+async def _key_source(args: argparse.Namespace) -> keys.KeySource | None:
     if args.kubeconfig is not None:
-        return await audit_keys.keys_from_cluster(args.kubeconfig, issuer=args.issuer)
+        return await keys.keys_from_cluster(args.kubeconfig, issuer=args.issuer)
     if args.jwks is not None or args.issuer is not None:
-        if args.jwks is None and not audit_keys.is_url(args.issuer):
+        if args.jwks is None and not keys.is_url(args.issuer):
             raise AuditError(f"--issuer {args.issuer}: not an http(s) URL")
-        return await audit_keys.keys_from_urls(
-            issuer=args.issuer, jwks=args.jwks, ca_file=args.ca_file
-        )
+        return await keys.keys_from_urls(issuer=args.issuer, jwks=args.jwks, ca_file=args.ca_file)
     return None
 
 
 def _cmd_token(args: argparse.Namespace) -> int:
-    try:
-        token = jwt_parse.read_token(args.file)
-        config = _load_config(args.config) if args.config else None
-        audiences = list(args.audience or [])
-        if not audiences and config is not None:
-            audiences = list(config.allowed_audiences)
-        max_lifetime = config.max_expiration_seconds if config is not None else 86400
-        broker = _broker_settings(args.broker_config)
-        keys = asyncio.run(_key_source(args))
-        if broker is not None:
-            return _broker_answer(args, token, broker, keys)
-        report = audit_token.audit_token(
-            token,
-            keys=keys,
-            audiences=audiences,
-            max_lifetime=max_lifetime,
-            now=args.now,
-            issuer=args.issuer,
-        )
-    except (AuditError, ConfigError) as exc:
-        return _fail(exc)
+    parsed = jwt_parse.read_token(args.file)
+    config = configfile.read(args.config) if args.config else None
+    audiences = list(args.audience or [])
+    if not audiences and config is not None:
+        audiences = list(config.allowed_audiences)
+    max_lifetime = config.max_expiration_seconds if config is not None else 86400
+    settings = _broker_settings(args.broker_config)
+    source = asyncio.run(_key_source(args))
+    if settings is not None:
+        return _broker_answer(args, parsed, settings, source)
+    report = token.audit_token(
+        parsed,
+        keys=source,
+        audiences=audiences,
+        max_lifetime=max_lifetime,
+        now=args.now,
+        issuer=args.issuer,
+    )
     if args.output == "json":
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
     else:
-        sys.stdout.write(audit_token.render_token_text(report))
+        sys.stdout.write(token.render_token_text(report))
     return report.exit_code
 
 
 def _broker_answer(
     args: argparse.Namespace,
-    token: jwt_parse.ParsedToken,
-    broker: broker_config.BrokerSettings,
-    keys: audit_keys.KeySource | None,
+    parsed: jwt_parse.ParsedToken,
+    settings: broker_config.BrokerSettings,
+    source: keys.KeySource | None,
 ) -> int:
     """``audit token --broker-config``: one line, the broker's answer."""
     api = (
-        audit_broker.ApiServer(host=keys.api_host, issuer=keys.document_issuer)
-        if keys is not None and keys.api_host is not None
+        broker.ApiServer(host=source.api_host, issuer=source.document_issuer)
+        if source is not None and source.api_host is not None
         else None
     )
-    verdict = audit_broker.broker_verdict(token, broker, keys=keys, api=api, now=args.now)
+    verdict = broker.broker_verdict(parsed, settings, keys=source, api=api, now=args.now)
     if args.output == "json":
-        doc = {"broker": verdict.as_json(), "brokerConfig": broker.source}
+        doc = {"broker": verdict.as_json(), "brokerConfig": settings.source}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(verdict.line() + "\n")
@@ -143,40 +121,37 @@ def _broker_answer(
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
     if args.limit < 1:
-        return _fail(AuditError(f"--limit must be at least 1, got {args.limit}"))
+        raise AuditError(f"--limit must be at least 1, got {args.limit}")
     if args.warn_days < 0:
-        return _fail(AuditError(f"--warn-days must be at least 0, got {args.warn_days}"))
-    try:
-        config = _load_config(args.config)
-        broker = _broker_settings(args.broker_config)
-        scan = asyncio.run(
-            audit_scan.scan_cluster(
-                args.kubeconfig,
-                args.namespace,
-                config,
-                warn_days=args.warn_days,
-                broker=broker,
-                now=args.now,
-            )
+        raise AuditError(f"--warn-days must be at least 0, got {args.warn_days}")
+    config = configfile.read(args.config)
+    settings = _broker_settings(args.broker_config)
+    found = asyncio.run(
+        scan.scan_cluster(
+            args.kubeconfig,
+            args.namespace,
+            config,
+            warn_days=args.warn_days,
+            settings=settings,
+            now=args.now,
         )
-    except (AuditError, ConfigError) as exc:
-        return _fail(exc)
+    )
     scope = f"namespace {args.namespace}" if args.namespace else "all namespaces"
-    report = audit_cluster.cluster_report(
-        scan.rows,
-        scanned=scan.scanned,
+    report = cluster.cluster_report(
+        found.rows,
+        scanned=found.scanned,
         limit=args.limit,
         scope=scope,
         with_grants=args.grants,
-        orphan_pods=scan.orphan_pods,
-        pods_scanned=scan.pods_scanned,
+        orphan_pods=found.orphan_pods,
+        pods_scanned=found.pods_scanned,
         warn_days=args.warn_days,
-        broker=broker.source if broker is not None else None,
+        broker=settings.source if settings is not None else None,
     )
     if args.output == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
-        sys.stdout.write(audit_cluster.render_cluster_text(report, limit=args.limit))
+        sys.stdout.write(cluster.render_cluster_text(report, limit=args.limit))
     return 0 if report["ok"] else 1
 
 
@@ -237,10 +212,10 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     clu.add_argument(
         "--warn-days",
         type=int,
-        default=audit_cluster.DEFAULT_WARN_DAYS,
+        default=cluster.DEFAULT_WARN_DAYS,
         metavar="D",
         help="pf-secret-* tokens expiring within D days are reported as expiring "
-        f"(default {audit_cluster.DEFAULT_WARN_DAYS})",
+        f"(default {cluster.DEFAULT_WARN_DAYS})",
     )
     clu.add_argument(
         "--grants",

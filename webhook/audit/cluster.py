@@ -5,7 +5,7 @@ expiration, service account, Pulsar role, CA Secret, policy findings, the topics
 the pure core; ``summarize_pod`` compares a pod's real identity with its template;
 ``stored_token`` grades a ``pf-secret-*`` token's expiry. ``cluster_report`` adds the roles
 shared by several functions, the stored tokens by status, the pods that differ and, on request,
-the grants per role; ``render_cluster_text`` prints it. The cluster is read by ``audit_scan``.
+the grants per role; ``render_cluster_text`` prints it. The cluster is read by ``webhook.audit.scan``.
 Lists are bounded by ``limit``; what is left out is counted, never silently dropped.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.audit.text import show
 from webhook.core import grants, mutation, policy, tokens, workload
 from webhook.core.config import Config
+from webhook.core.errors import printable
 
 TOKEN_SECRET_PREFIX = "pf-secret-"
 DEFAULT_WARN_DAYS = 14
@@ -487,7 +487,7 @@ _COLUMNS = (  # title, widest a cell may be (longer values end in "~"; JSON has 
 
 
 def _cell(value: str, width: int) -> str:
-    value = show(value)
+    value = printable(value)
     if len(value) > width > 0:
         value = value[: width - 1] + "~"
     return value
@@ -567,11 +567,11 @@ def render_cluster_text(report: Mapping[str, Any], *, limit: int) -> str:
             path = f" {f['path']}:" if f["path"] else ":"
             finding_lines.append(
                 f"{fn['namespace']}/{fn['name']}: {f['action'].upper()} [{f['rule']}]{path} "
-                f"{show(f['message'])}"
+                f"{printable(f['message'])}"
             )
         verdict = fn.get("broker")
         if verdict is not None:
-            broker_lines.append(f"{fn['namespace']}/{fn['name']}: {show(verdict['line'])}")
+            broker_lines.append(f"{fn['namespace']}/{fn['name']}: {printable(verdict['line'])}")
     lines = _table(rows, columns)
     if not report["functions"]:
         lines.append(f"(no function workloads in {report['scope']})")
@@ -586,19 +586,19 @@ def render_cluster_text(report: Mapping[str, Any], *, limit: int) -> str:
     if report["podsDifferingFromTemplate"] or report["podsWithoutStatefulSet"]:
         lines.append("")
         lines.append("pods:")
-        lines.extend(f"  {show(d)}" for d in report["podsDifferingFromTemplate"])
+        lines.extend(f"  {printable(d)}" for d in report["podsDifferingFromTemplate"])
         if report["podsDifferingLeftOut"]:
             lines.append(f"  ... {report['podsDifferingLeftOut']} more left out")
         lines.extend(
-            f"  {show(p)}: function pod without a function StatefulSet"
+            f"  {printable(p)}: function pod without a function StatefulSet"
             for p in report["podsWithoutStatefulSet"]
         )
     stored_lines = [
         f"  {fn['namespace']}/{fn['name']}: {t['secret']}: {t['status']}"
         + (f" (expires {t['expires']})" if t["expires"] else "")
-        + (f", subject {show(t['subject'])}" if t["subject"] else "")
-        + (f", issuer {show(t['issuer'])}" if t["issuer"] else "")
-        + (f": {show(t['problem'])}" if t["problem"] else "")
+        + (f", subject {printable(t['subject'])}" if t["subject"] else "")
+        + (f", issuer {printable(t['issuer'])}" if t["issuer"] else "")
+        + (f": {printable(t['problem'])}" if t["problem"] else "")
         for fn in report["functions"]
         for t in fn["tokenSecrets"]
     ]
@@ -611,7 +611,7 @@ def render_cluster_text(report: Mapping[str, Any], *, limit: int) -> str:
         lines.extend(stored_lines)
     if broker_lines:
         lines.append("")
-        lines.append(f"broker ({show(report['brokerConfig'])}):")
+        lines.append(f"broker ({printable(report['brokerConfig'])}):")
         lines.extend(f"  {line}" for line in broker_lines)
     lines.append("")
     if report["sharedRoles"]:
@@ -619,7 +619,7 @@ def render_cluster_text(report: Mapping[str, Any], *, limit: int) -> str:
         for entry in report["sharedRoles"]:
             names = ", ".join(entry["functions"])
             more = f", ... {entry['leftOut']} more" if entry["leftOut"] else ""
-            lines.append(f"  {show(entry['role'])}  {entry['count']} functions: {names}{more}")
+            lines.append(f"  {printable(entry['role'])}  {entry['count']} functions: {names}{more}")
         if report["sharedRolesLeftOut"]:
             lines.append(f"  ... {report['sharedRolesLeftOut']} more shared roles left out")
     else:
@@ -629,10 +629,10 @@ def render_cluster_text(report: Mapping[str, Any], *, limit: int) -> str:
         lines.append("grants (exactly what each role's functions need):")
         for entry in report["grants"]:
             flag = f"  [SHARED by {len(entry['functions'])} functions]" if entry["shared"] else ""
-            names = show(", ".join(entry["functions"]))  # tenant/namespace/name: the author's
-            lines.append(f"  # role {show(entry['role'])}: {names}{flag}")
-            lines.extend(f"  {show(c)}" for c in entry["commands"])
-            lines.extend(f"  # note: {show(n)}" for n in entry["notes"])
+            names = printable(", ".join(entry["functions"]))  # tenant/namespace/name: the author's
+            lines.append(f"  # role {printable(entry['role'])}: {names}{flag}")
+            lines.extend(f"  {printable(c)}" for c in entry["commands"])
+            lines.extend(f"  # note: {printable(n)}" for n in entry["notes"])
         if report["grantsLeftOut"]:
             lines.append(f"  ... {report['grantsLeftOut']} more roles left out")
         lines.append("")

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.audit.text import AuditError
+from webhook.audit.errors import AuditError
 
 MAX_TOKEN_BYTES = 1 << 20
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from webhook.audit import apiserver
-from webhook.audit.text import AuditError, show
+from webhook.audit import documents
+from webhook.audit.errors import AuditError
+from webhook.core.errors import printable
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,16 @@ async def _get_json(session: Any, url: str, what: str) -> dict[str, Any]:
         async with session.get(url, headers={"Accept": "application/json"}) as resp:
             if resp.status != 200:
                 raise AuditError(f"{what} {url}: HTTP {resp.status} {resp.reason or ''}")
-            body = await resp.content.read(apiserver.MAX_DOCUMENT_BYTES + 1)
+            body = await resp.content.read(documents.MAX_DOCUMENT_BYTES + 1)
     except AuditError:
         raise
     except TimeoutError:
         raise AuditError(f"cannot fetch {what} {url}: timed out") from None
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         raise AuditError(f"cannot fetch {what} {url}: {exc or type(exc).__name__}") from None
-    if len(body) > apiserver.MAX_DOCUMENT_BYTES:
-        raise AuditError(f"{what} {url}: larger than {apiserver.MAX_DOCUMENT_BYTES} bytes")
-    return apiserver.json_object(body, f"{what} {url}")
+    if len(body) > documents.MAX_DOCUMENT_BYTES:
+        raise AuditError(f"{what} {url}: larger than {documents.MAX_DOCUMENT_BYTES} bytes")
+    return documents.json_object(body, f"{what} {url}")
 
 
 def _discovery_url(issuer: str) -> str:
@@ -74,18 +75,18 @@ async def keys_from_urls(*, issuer: str | None, jwks: str | None, ca_file: str |
     if jwks is not None and not is_url(jwks):
         try:
             with Path(jwks).open("rb") as handle:
-                data = handle.read(apiserver.MAX_DOCUMENT_BYTES + 1)
+                data = handle.read(documents.MAX_DOCUMENT_BYTES + 1)
         except OSError as exc:
             raise AuditError(f"--jwks {jwks}: cannot read: {exc.strerror}") from None
-        if len(data) > apiserver.MAX_DOCUMENT_BYTES:
-            raise AuditError(f"--jwks {jwks}: larger than {apiserver.MAX_DOCUMENT_BYTES} bytes")
+        if len(data) > documents.MAX_DOCUMENT_BYTES:
+            raise AuditError(f"--jwks {jwks}: larger than {documents.MAX_DOCUMENT_BYTES} bytes")
         return KeySource(
-            jwks=apiserver.json_object(data, f"--jwks {jwks}"), origin=jwks, issuer=issuer
+            jwks=documents.json_object(data, f"--jwks {jwks}"), origin=jwks, issuer=issuer
         )
     context = _ssl_context(ca_file)
     notes: list[str] = []
     document_issuer: str | None = None
-    timeout = aiohttp.ClientTimeout(total=apiserver.HTTP_TIMEOUT)
+    timeout = aiohttp.ClientTimeout(total=documents.HTTP_TIMEOUT)
     async with aiohttp.ClientSession(
         timeout=timeout, connector=aiohttp.TCPConnector(ssl=context)
     ) as session:
@@ -105,7 +106,7 @@ async def keys_from_urls(*, issuer: str | None, jwks: str | None, ca_file: str |
                 document_issuer = doc["issuer"]
             if doc.get("issuer") != issuer:
                 notes.append(
-                    f"the discovery document names issuer {show(doc.get('issuer'))}, not {issuer}"
+                    f"the discovery document names issuer {printable(doc.get('issuer'))}, not {issuer}"
                 )
         if url.startswith("http://"):
             notes.append(f"keys fetched over plain HTTP from {url}")
@@ -121,10 +122,12 @@ async def keys_from_urls(*, issuer: str | None, jwks: str | None, ca_file: str |
 
 async def keys_from_cluster(kubeconfig: str | None, *, issuer: str | None = None) -> KeySource:
     """The cluster's issuer and keys, with the kubeconfig's credentials."""
-    api = await apiserver.client(kubeconfig)
+    from webhook.kube.client import connect, host_of
+
+    api = await connect(kubeconfig)
     async with api:
-        host = str(getattr(api.configuration, "host", "?"))
-        doc, keyset = await apiserver.issuer_documents(api, host)
+        host = host_of(api)
+        doc, keyset = await documents.issuer_documents(api, host)
     cluster_issuer = doc.get("issuer")
     if not isinstance(cluster_issuer, str) or not cluster_issuer:
         raise AuditError(f"service account issuer discovery ({host}): no issuer")

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.audit import apiserver
-from webhook.audit.text import AuditError
+from webhook.audit import documents
 from webhook.core import policy
 from webhook.core.config import Config
+from webhook.kube.client import KubeError, call
 
 
 def statefulset_summary(obj: Mapping[str, Any]) -> policy.OtherStatefulSet:
@@ -39,41 +39,41 @@ class AuditLookups:
         self._core = client.CoreV1Api(api)
         self._host = host
         # (namespace, name) -> key names, None = no such Secret, or the reason it was not read
-        self._secrets: dict[tuple[str, str], frozenset[str] | AuditError | None] = {}
-        self._accounts: dict[tuple[str, str], bool | AuditError] = {}
+        self._secrets: dict[tuple[str, str], frozenset[str] | KubeError | None] = {}
+        self._accounts: dict[tuple[str, str], bool | KubeError] = {}
 
-    async def _secret_keys(self, namespace: str, name: str) -> frozenset[str] | AuditError | None:
+    async def _secret_keys(self, namespace: str, name: str) -> frozenset[str] | KubeError | None:
         if (namespace, name) not in self._secrets:
             try:
-                secret = await apiserver.call(
+                secret: Any = await call(
                     self._core.read_namespaced_secret(
-                        name, namespace, _request_timeout=apiserver.HTTP_TIMEOUT
+                        name, namespace, _request_timeout=documents.HTTP_TIMEOUT
                     ),
                     what=f"reading Secret {namespace}/{name}",
                     host=self._host,
                 )
-                keys: frozenset[str] | AuditError | None = frozenset(
+                keys: frozenset[str] | KubeError | None = frozenset(
                     (secret.data or {}).keys()
                 ) | frozenset((secret.string_data or {}).keys())
                 secret = None  # the values go no further
-            except AuditError as exc:
-                keys = None if "HTTP 404" in str(exc) else exc
+            except KubeError as exc:
+                keys = None if exc.status == 404 else exc
             self._secrets[(namespace, name)] = keys
         return self._secrets[(namespace, name)]
 
-    async def _account(self, namespace: str, name: str) -> bool | AuditError:
+    async def _account(self, namespace: str, name: str) -> bool | KubeError:
         if (namespace, name) not in self._accounts:
             try:
-                await apiserver.call(
+                await call(
                     self._core.read_namespaced_service_account(
-                        name, namespace, _request_timeout=apiserver.HTTP_TIMEOUT
+                        name, namespace, _request_timeout=documents.HTTP_TIMEOUT
                     ),
                     what=f"reading ServiceAccount {namespace}/{name}",
                     host=self._host,
                 )
-                there: bool | AuditError = True
-            except AuditError as exc:
-                there = False if "HTTP 404" in str(exc) else exc
+                there: bool | KubeError = True
+            except KubeError as exc:
+                there = False if exc.status == 404 else exc
             self._accounts[(namespace, name)] = there
         return self._accounts[(namespace, name)]
 
@@ -92,7 +92,7 @@ class AuditLookups:
         found: dict[str, frozenset[str] | None] = {}
         for name in sorted(refs | cas):
             keys = await self._secret_keys(namespace, name)
-            if isinstance(keys, AuditError):
+            if isinstance(keys, KubeError):
                 unavailable = unavailable or str(keys)
             else:
                 found[name] = keys
@@ -100,7 +100,7 @@ class AuditLookups:
         account = policy.named_service_account(obj)
         if account is not None:
             there = await self._account(namespace, account)
-            if isinstance(there, AuditError):
+            if isinstance(there, KubeError):
                 unavailable = unavailable or str(there)
             else:
                 accounts[account] = there

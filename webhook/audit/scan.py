@@ -14,8 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from webhook.audit import apiserver, jwt_parse
-from webhook.audit import broker as audit_broker
+from webhook.audit import broker, documents, jwt_parse
 from webhook.audit.cluster import (
     DEFAULT_WARN_DAYS,
     FunctionRow,
@@ -30,6 +29,7 @@ from webhook.audit.cluster import (
 from webhook.audit.lookups import AuditLookups, statefulset_summary
 from webhook.core import broker_config, policy, workload
 from webhook.core.config import Config
+from webhook.kube.client import KubeError, call, connect, host_of
 
 LIST_PAGE = 500
 
@@ -70,8 +70,8 @@ async def _pages(
         kwargs: dict[str, Any] = {"limit": LIST_PAGE, "_request_timeout": 30}
         if token:
             kwargs["_continue"] = token
-        call = by_ns(namespace, **kwargs) if namespace else everywhere(**kwargs)
-        page = await apiserver.call(call, what=what, host=host)
+        request = by_ns(namespace, **kwargs) if namespace else everywhere(**kwargs)
+        page = await call(request, what=what, host=host)
         found: list[dict[str, Any]] = []
         for item in page.items or []:
             obj = api.sanitize_for_serialization(item)
@@ -95,17 +95,17 @@ async def _read_stored_token(
 
     from kubernetes_asyncio import client
 
-    from webhook.audit.text import AuditError
+    from webhook.audit.errors import AuditError
 
     core = client.CoreV1Api(api)
     try:
-        secret = await apiserver.call(
-            core.read_namespaced_secret(name, namespace, _request_timeout=apiserver.HTTP_TIMEOUT),
+        secret: Any = await call(
+            core.read_namespaced_secret(name, namespace, _request_timeout=documents.HTTP_TIMEOUT),
             what=f"reading Secret {namespace}/{name}",
             host=host,
         )
-    except AuditError as exc:
-        status = "missing" if "HTTP 404" in str(exc) else "unreadable"
+    except KubeError as exc:
+        status = "missing" if exc.status == 404 else "unreadable"
         return StoredToken(namespace, name, status, problem=str(exc))
     encoded = (secret.data or {}).get("token")
     secret = None  # the values go no further
@@ -122,15 +122,15 @@ async def _read_stored_token(
     return stored_token(namespace, name, claims, now=now, warn_days=warn_days)
 
 
-async def _api_server(api: Any, host: str) -> tuple[audit_broker.ApiServer, list[str]]:
+async def _api_server(api: Any, host: str) -> tuple[broker.ApiServer, list[str]]:
     """The cluster's issuer and key algorithms, read as the auditor, standing in for what the
     broker's own API server announces."""
-    from webhook.audit.text import AuditError
+    from webhook.audit.errors import AuditError
 
     try:
-        doc, keyset = await apiserver.issuer_documents(api, host)
-    except AuditError:
-        return audit_broker.ApiServer(host=host, issuer=None), []
+        doc, keyset = await documents.issuer_documents(api, host)
+    except (AuditError, KubeError):
+        return broker.ApiServer(host=host, issuer=None), []
     issuer = doc.get("issuer") if isinstance(doc.get("issuer"), str) else None
     listed = keyset.get("keys")
     algs = [
@@ -138,13 +138,13 @@ async def _api_server(api: Any, host: str) -> tuple[audit_broker.ApiServer, list
         for k in (listed if isinstance(listed, list) else [])
         if isinstance(k, Mapping) and "alg" in k
     ]
-    return audit_broker.ApiServer(host=host, issuer=issuer), list(dict.fromkeys(algs))
+    return broker.ApiServer(host=host, issuer=issuer), list(dict.fromkeys(algs))
 
 
 def broker_answer(
     row: FunctionRow,
     settings: broker_config.BrokerSettings,
-    api: audit_broker.ApiServer,
+    api: broker.ApiServer,
     algorithms: Sequence[str],
     *,
     now: float,
@@ -154,27 +154,27 @@ def broker_answer(
     if row.uses_token_secret:
         readable = [t for t in row.stored if t.claims]
         if not readable:
-            return audit_broker.Verdict(
+            return broker.Verdict(
                 accepted=False,
                 undetermined=True,
                 code="UNKNOWN",
                 reason="the function's pf-secret-* token could not be read",
             ).as_json()
-        verdict = audit_broker.claims_verdict(readable[0].claims, settings, api=api, now=now)
+        verdict = broker.claims_verdict(readable[0].claims, settings, api=api, now=now)
         verdict.notes.append(
             "a pf-secret-* token is the submitter's; a broker may also accept it through "
             "AuthenticationProviderToken (static JWT), which these settings do not describe"
         )
         return verdict.as_json()
     if not row.tokens:
-        return audit_broker.Verdict(
+        return broker.Verdict(
             accepted=False,
             code="ERROR_DECODING_JWT",
             reason="the function has no token (no projected service-account token, no "
             "pf-secret-* Secret)",
         ).as_json()
     if api.issuer is None:
-        return audit_broker.Verdict(
+        return broker.Verdict(
             accepted=False,
             undetermined=True,
             code="UNKNOWN",
@@ -191,7 +191,7 @@ def broker_answer(
         "nbf": int(now),
         "exp": int(now) + seconds,
     }
-    verdict = audit_broker.claims_verdict(claims, settings, api=api, now=now, algorithms=algorithms)
+    verdict = broker.claims_verdict(claims, settings, api=api, now=now, algorithms=algorithms)
     for pod in row.pods:
         if pod.role != row.role:
             verdict.notes.append(f"pod {pod.name} runs as {pod.role}: the broker sees that role")
@@ -209,15 +209,15 @@ async def scan_cluster(
     config: Config,
     *,
     warn_days: int = DEFAULT_WARN_DAYS,
-    broker: broker_config.BrokerSettings | None = None,
+    settings: broker_config.BrokerSettings | None = None,
     now: float | None = None,
 ) -> Scan:
     """Function StatefulSets and their pods, the pf-secret tokens they mount (claims only), and
-    with ``broker`` the broker's answer for each function."""
+    with the broker's ``settings`` its answer for each function."""
     now = time.time() if now is None else now
-    api = await apiserver.client(kubeconfig)
+    api = await connect(kubeconfig)
     async with api:
-        host = str(getattr(api.configuration, "host", "?"))
+        host = host_of(api)
         # the selector-collision check needs every StatefulSet of a namespace: a first pass
         # keeps only their names and labels, the second runs the policy on each function
         others: dict[str, list[policy.OtherStatefulSet]] = {}
@@ -268,13 +268,13 @@ async def scan_cluster(
             (ns, name): await _read_stored_token(api, host, ns, name, now=now, warn_days=warn_days)
             for ns, name in wanted
         }
-        server, algorithms = await _api_server(api, host) if broker is not None else (None, [])
+        server, algorithms = await _api_server(api, host) if settings is not None else (None, [])
     finished = []
     for row in rows:
         pods_of = tuple(sorted(by_row.get(row.key, []), key=lambda p: p.name))
         names = dict.fromkeys([*row.token_secrets, *(n for p in pods_of for n in p.token_secrets)])
         row = replace(row, pods=pods_of, stored=tuple(stored[(row.namespace, n)] for n in names))
-        if broker is not None and server is not None:
-            row = replace(row, broker=broker_answer(row, broker, server, algorithms, now=now))
+        if settings is not None and server is not None:
+            row = replace(row, broker=broker_answer(row, settings, server, algorithms, now=now))
         finished.append(row)
     return Scan(finished, scanned, pods_scanned, sorted(orphans))

@@ -19,9 +19,10 @@ from typing import Any
 
 import jwt
 
+from webhook.audit.errors import AuditError
 from webhook.audit.jwt_parse import ParsedToken
 from webhook.audit.keys import KeySource
-from webhook.audit.text import AuditError, show
+from webhook.core.errors import printable
 
 LEEWAY_SECONDS = 60
 SIGNATURE_ALGORITHMS = frozenset(
@@ -177,7 +178,7 @@ def _verify(token: ParsedToken, keys: KeySource) -> tuple[bool, list[tuple[str, 
         return False, [
             (
                 "signature",
-                f"signature NOT verified: algorithm {show(alg)} is not an asymmetric signature "
+                f"signature NOT verified: algorithm {printable(alg)} is not an asymmetric signature "
                 "algorithm a service-account issuer uses",
             )
         ]
@@ -193,11 +194,11 @@ def _verify(token: ParsedToken, keys: KeySource) -> tuple[bool, list[tuple[str, 
     raw = [k for k in keys.jwks.get("keys") or [] if isinstance(k, dict) and k.get("kty") != "oct"]
     matching = [k for k in raw if kid is None or k.get("kid") == kid]
     if not matching:
-        known = ", ".join(sorted(show(k.get("kid")) for k in raw)) or "none"
+        known = ", ".join(sorted(printable(k.get("kid")) for k in raw)) or "none"
         return False, [
             (
                 "signature",
-                f"signature NOT verified: no key with id {show(kid)} in the key set from "
+                f"signature NOT verified: no key with id {printable(kid)} in the key set from "
                 f"{keys.origin} (key ids: {known})",
             )
         ]
@@ -206,12 +207,12 @@ def _verify(token: ParsedToken, keys: KeySource) -> tuple[bool, list[tuple[str, 
     for data in matching:
         declared = data.get("alg")
         if declared is not None and declared != alg:
-            mismatched.add(show(declared))
+            mismatched.add(printable(declared))
             continue
         try:  # a key without `alg` is tried with the token's algorithm, if its type fits
             candidates.append(jwt.PyJWK(data, algorithm=alg))
         except PyJWTError:
-            mismatched.add(f"{show(data.get('kty'))} keys")
+            mismatched.add(f"{printable(data.get('kty'))} keys")
     if not candidates:
         return False, [
             (
@@ -230,7 +231,7 @@ def _verify(token: ParsedToken, keys: KeySource) -> tuple[bool, list[tuple[str, 
             failure = f"signature check failed: {type(exc).__name__}: {exc}"
             continue
         return True, []
-    which = f"key {show(kid)}" if kid is not None else f"{len(candidates)} key(s)"
+    which = f"key {printable(kid)}" if kid is not None else f"{len(candidates)} key(s)"
     return False, [("signature", f"{failure} with {which} from {keys.origin}: NOT verified")]
 
 
@@ -269,7 +270,7 @@ def audit_token(
     claims = token.claims
     iss = claims.get("iss")
     if expected_issuer is not None and iss != expected_issuer:
-        findings.append(("iss", f"issuer {show(iss)} is not {expected_issuer}"))
+        findings.append(("iss", f"issuer {printable(iss)} is not {expected_issuer}"))
     elif iss is None:
         findings.append(("iss", "the token has no issuer"))
 
@@ -280,7 +281,7 @@ def audit_token(
         findings.append(
             (
                 "aud",
-                f"audience {', '.join(show(a) for a in token_auds)} is not one of "
+                f"audience {', '.join(printable(a) for a in token_auds)} is not one of "
                 f"{', '.join(audiences)}",
             )
         )
@@ -311,20 +312,20 @@ def audit_token(
     sub = claims.get("sub")
     match = _SUB.match(sub) if isinstance(sub, str) else None
     if match is None:
-        findings.append(("sub", f"subject {show(sub)} is not a service account"))
+        findings.append(("sub", f"subject {printable(sub)} is not a service account"))
     else:
         ns = report.kube.get("namespace")
         sa = report.bound_object("serviceaccount").get("name")
         if ns is not None and ns != match.group(1):
-            findings.append(("sub", f"kubernetes.io.namespace {show(ns)} does not match sub"))
+            findings.append(("sub", f"kubernetes.io.namespace {printable(ns)} does not match sub"))
         if sa is not None and sa != match.group(2):
             findings.append(
-                ("sub", f"kubernetes.io.serviceaccount.name {show(sa)} does not match sub")
+                ("sub", f"kubernetes.io.serviceaccount.name {printable(sa)} does not match sub")
             )
 
     warnafter = report.kube.get("warnafter")
     if warnafter is not None:
-        when = _iso(_number(warnafter)) or show(warnafter)
+        when = _iso(_number(warnafter)) or printable(warnafter)
         report.notes.append(
             f"legacy extended token: kubernetes.io.warnafter {when}; the API server extended "
             "its lifetime (--service-account-extend-token-expiration), the requested one ends there"
@@ -338,24 +339,24 @@ def render_token_text(report: TokenReport) -> str:
         if not value:
             return "-"
         uid = value.get("uid")
-        return show(value.get("name", "?")) + (f" (uid {show(uid)})" if uid else "")
+        return printable(value.get("name", "?")) + (f" (uid {printable(uid)})" if uid else "")
 
     claims = report.claims
     exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
     lifetime = report.lifetime
     if report.verified:
-        verified = f"yes (key from {show(report.key_origin)})"
+        verified = f"yes (key from {printable(report.key_origin)})"
     elif report.key_origin:
-        verified = f"NO (keys from {show(report.key_origin)})"
+        verified = f"NO (keys from {printable(report.key_origin)})"
     else:
         verified = "NO (no key source)"
     rows = [
-        ("issuer", show(claims.get("iss", "-"))),
-        ("expected issuer", show(report.issuer or "- (unknown: no --issuer or --kubeconfig)")),
-        ("audiences", ", ".join(show(a) for a in report.audiences) or "-"),
-        ("subject", show(claims.get("sub", "-"))),
-        ("pulsar role", show(report.role) if report.role else "-"),
-        ("namespace", show(report.namespace) if report.namespace else "-"),
+        ("issuer", printable(claims.get("iss", "-"))),
+        ("expected issuer", printable(report.issuer or "- (unknown: no --issuer or --kubeconfig)")),
+        ("audiences", ", ".join(printable(a) for a in report.audiences) or "-"),
+        ("subject", printable(claims.get("sub", "-"))),
+        ("pulsar role", printable(report.role) if report.role else "-"),
+        ("namespace", printable(report.namespace) if report.namespace else "-"),
         ("service account", bound("serviceaccount")),
         ("pod", bound("pod")),
         ("node", bound("node")),
@@ -363,8 +364,8 @@ def render_token_text(report: TokenReport) -> str:
         ("issued", _iso(iat) or "-"),
         ("expires", _iso(exp) or "-"),
         ("lifetime", f"{_duration(lifetime)} ({int(lifetime)}s)" if lifetime is not None else "-"),
-        ("key id", show(report.header.get("kid", "-"))),
-        ("algorithm", show(report.header.get("alg", "-"))),
+        ("key id", printable(report.header.get("kid", "-"))),
+        ("algorithm", printable(report.header.get("alg", "-"))),
         ("verified", verified),
     ]
     lines = [
@@ -373,9 +374,11 @@ def render_token_text(report: TokenReport) -> str:
         if value != "-" or label not in ("node", "secret")
     ]
     # notes and findings may quote a URL a network peer chose (a discovery document's jwks_uri)
-    lines.extend(f"NOTE {show(note)}" for note in report.notes)
+    lines.extend(f"NOTE {printable(note)}" for note in report.notes)
     if report.findings:
-        lines.extend(f"FINDING [{check}] {show(message)}" for check, message in report.findings)
+        lines.extend(
+            f"FINDING [{check}] {printable(message)}" for check, message in report.findings
+        )
     else:
         lines.append("findings:        none")
     return "\n".join(lines) + "\n"

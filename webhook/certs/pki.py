@@ -1,4 +1,4 @@
-"""Shell: CA and serving certificates, caBundle injection.
+"""Shell: CA and serving certificates: issued, written to a directory, read back.
 
 Everything here is done with the ``cryptography`` library (no ``openssl`` subprocess):
 
@@ -9,9 +9,11 @@ Everything here is done with the ``cryptography`` library (no ``openssl`` subpro
   watching the files never reads a half-written one.
 * :func:`ensure_serving_certs` is what ``pf-webhook serve`` calls so ``make run`` works on a fresh
   clone.
-* :func:`inject_ca_bundle` patches ``clientConfig.caBundle`` of every webhook in the
-  Mutating/ValidatingWebhookConfiguration through the Kubernetes API.
-* :func:`register_cli` adds ``pf-webhook certs generate|inject``.
+* :func:`issue_ca` and :func:`issue_leaf` make the pairs the self-managed certificate Secret
+  holds (``webhook.certs.cert_secret``); :func:`read_ca_bundle` and :func:`pair_summary` read them.
+
+The caBundle injection is ``webhook.certs.inject``; the ``certs`` command line
+``webhook.certs.cli``.
 
 Private keys are never printed or logged, and errors surface as :class:`CertError` with a
 one-line message.
@@ -19,15 +21,11 @@ one-line message.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import base64
 import contextlib
 import datetime
 import ipaddress
 import os
 import secrets
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,20 +38,19 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from webhook.core.errors import UserError
+
 __all__ = [
     "CA_COMMON_NAME",
     "CertError",
     "CertPaths",
-    "bundle_patch",
     "ensure_serving_certs",
     "generate",
-    "inject_ca_bundle",
     "issue_ca",
     "issue_leaf",
     "load_pair_summary",
     "pair_summary",
     "read_ca_bundle",
-    "register_cli",
 ]
 
 CA_COMMON_NAME = "pf-webhook CA"
@@ -70,11 +67,8 @@ _CERT_MODE = 0o644
 _KEY_MODE = 0o600
 
 
-class CertError(ValueError):
+class CertError(UserError, ValueError):
     """A certificate could not be created, read or installed; the message is one line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(_one_line(message))
 
 
 @dataclass(frozen=True)
@@ -132,7 +126,7 @@ def generate(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CertError(f"{out_dir}: cannot create directory: {_os_reason(exc)}") from exc
+        raise CertError(f"{out_dir}: cannot create directory: {os_reason(exc)}") from exc
 
     now = datetime.datetime.now(datetime.UTC)
     existing = None if new_ca else _load_ca(paths, now)
@@ -409,7 +403,7 @@ def _write_atomic(path: Path, data: bytes, *, mode: int = _CERT_MODE) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise CertError(f"{path}: cannot write: {_os_reason(exc)}") from exc
+        raise CertError(f"{path}: cannot write: {os_reason(exc)}") from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -443,7 +437,7 @@ def read_ca_bundle(path: str | os.PathLike[str]) -> bytes:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise CertError(f"{path}: cannot read CA bundle: {_os_reason(exc)}") from exc
+        raise CertError(f"{path}: cannot read CA bundle: {os_reason(exc)}") from exc
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
@@ -458,7 +452,7 @@ def load_pair_summary(cert_path: str | os.PathLike[str]) -> str:
     try:
         data = Path(cert_path).read_bytes()
     except OSError as exc:
-        raise CertError(f"{cert_path}: cannot read certificate: {_os_reason(exc)}") from exc
+        raise CertError(f"{cert_path}: cannot read certificate: {os_reason(exc)}") from exc
     try:
         cert = x509.load_pem_x509_certificate(data)
     except ValueError:
@@ -483,213 +477,6 @@ def pair_summary(cert: x509.Certificate) -> str:
     )
 
 
-# --------------------------------------------------------------------------- injection
-
-
-async def inject_ca_bundle(
-    ca_pem: bytes,
-    *,
-    kubeconfig: str | None,
-    mutating: str = "pf-webhook",
-    validating: str = "pf-webhook",
-    timeout: float = 10.0,
-) -> list[str]:
-    """Set ``clientConfig.caBundle`` of every webhook in both configurations to ``ca_pem``.
-
-    Uses ``kubeconfig`` (or ``$KUBECONFIG``) when given, otherwise the in-cluster service
-    account. Both configurations are read before either is changed, so a missing one leaves the
-    other untouched. Each is changed with a JSON patch that touches only the caBundle fields and
-    first tests each webhook's name at its index, so a concurrent reorder fails instead of
-    writing the wrong entry. Returns one human-readable line per webhook. Every failure
-    (config, not found, forbidden, unreachable) is raised as :class:`CertError`.
-    """
-    # Imported here: kubernetes_asyncio is slow to import and only this command needs it.
-    from kubernetes_asyncio import client
-
-    from webhook.kube import client as kube_client
-
-    bundle = base64.b64encode(ca_pem).decode("ascii")
-    source = kubeconfig or os.environ.get("KUBECONFIG") or None
-    try:
-        connection = await kube_client.api_client(source)
-    except kube_client.KubeClientError as exc:
-        raise CertError(str(exc)) from None
-    if connection is None:
-        raise CertError("no cluster: pass --kubeconfig, set $KUBECONFIG, or run in a pod")
-    cfg = connection.configuration
-    host = getattr(cfg, "host", "?")
-    kind_m = "MutatingWebhookConfiguration"
-    kind_v = "ValidatingWebhookConfiguration"
-    lines: list[str] = []
-    try:
-        async with connection as api_client:
-            api = client.AdmissionregistrationV1Api(api_client)
-            current_m = await _call(
-                api.read_mutating_webhook_configuration(mutating, _request_timeout=timeout),
-                what=f"{kind_m} {mutating!r}",
-                host=host,
-            )
-            current_v = await _call(
-                api.read_validating_webhook_configuration(validating, _request_timeout=timeout),
-                what=f"{kind_v} {validating!r}",
-                host=host,
-            )
-            for kind, name, current, patch_fn in (
-                (kind_m, mutating, current_m, api.patch_mutating_webhook_configuration),
-                (kind_v, validating, current_v, api.patch_validating_webhook_configuration),
-            ):
-                ops, changes = bundle_patch(kind, name, current, bundle)
-                if ops:
-                    await _call(
-                        patch_fn(name, ops, _request_timeout=timeout),
-                        what=f"{kind} {name!r}",
-                        host=host,
-                    )
-                lines.extend(changes)
-    except CertError:
-        raise
-    except Exception as exc:  # closing the client or anything unforeseen: still one line
-        raise CertError(
-            f"caBundle injection via {host} failed: {type(exc).__name__}: {exc}"
-        ) from exc
-    return lines
-
-
-def bundle_patch(
-    kind: str, name: str, current: Any, bundle: str
-) -> tuple[list[dict[str, Any]], list[str]]:
-    webhooks = list(getattr(current, "webhooks", None) or [])
-    if not webhooks:
-        return [], [f"{kind}/{name}: no webhooks, nothing to change"]
-    ops: list[dict[str, Any]] = []
-    lines: list[str] = []
-    for i, hook in enumerate(webhooks):
-        hook_name = getattr(hook, "name", None) or f"#{i}"
-        client_config = getattr(hook, "client_config", None)
-        if client_config is not None and getattr(client_config, "ca_bundle", None) == bundle:
-            lines.append(f"{kind}/{name}: webhook {hook_name} caBundle already up to date")
-            continue
-        ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": hook.name})
-        ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": bundle})
-        lines.append(f"{kind}/{name}: webhook {hook_name} caBundle updated")
-    return ops, lines
-
-
-async def _call(awaitable: Any, *, what: str, host: str) -> Any:
-    import aiohttp
-    from kubernetes_asyncio.client.exceptions import ApiException
-
-    from webhook.kube import client as kube_client
-
-    try:
-        return await awaitable
-    except ApiException as exc:
-        status = getattr(exc, "status", None)
-        message = kube_client.api_message(exc)
-        if status == 404:
-            raise CertError(f"{what} not found") from exc
-        if status in (401, 403):
-            raise CertError(f"{what}: forbidden ({status}): {message}") from exc
-        if status == 422 and "test operation" in message.lower():
-            raise CertError(f"{what} changed while patching; run inject again") from exc
-        raise CertError(f"{what}: API error {status}: {message}") from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise CertError(f"cannot reach API server {host}: {exc or type(exc).__name__}") from exc
-    except TimeoutError as exc:
-        raise CertError(f"timed out talking to API server {host} about {what}") from exc
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``certs generate`` and ``certs inject`` to the ``pf-webhook`` subcommands."""
-    certs = sub.add_parser("certs", help="create certificates and install the caBundle")
-    certs_sub = certs.add_subparsers(dest="certs_command", metavar="COMMAND", required=True)
-
-    gen = certs_sub.add_parser(
-        "generate",
-        help="write ca.crt/ca.key and tls.crt/tls.key (the CA is reused if present)",
-    )
-    gen.add_argument("--service", required=True, help="Service name of the webhook")
-    gen.add_argument("--namespace", required=True, help="namespace of the Service")
-    gen.add_argument("--out", type=Path, default=Path("certs"), help="output dir (default: certs)")
-    gen.add_argument("--days", type=int, default=365, help="serving cert validity (default: 365)")
-    gen.add_argument(
-        "--host", action="append", default=[], metavar="H", help="extra DNS SAN (repeatable)"
-    )
-    gen.add_argument(
-        "--ip", action="append", default=[], metavar="IP", help="extra IP SAN (repeatable)"
-    )
-    gen.add_argument("--new-ca", action="store_true", help="replace the CA even if one is valid")
-    gen.set_defaults(handler=_cmd_generate)
-
-    inj = certs_sub.add_parser(
-        "inject", help="set caBundle of the webhook configurations to the CA certificate"
-    )
-    inj.add_argument(
-        "--ca-file", type=Path, default=Path("certs/ca.crt"), help="default: certs/ca.crt"
-    )
-    inj.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or in-cluster")
-    inj.add_argument("--mutating", default="pf-webhook", help="MutatingWebhookConfiguration name")
-    inj.add_argument(
-        "--validating", default="pf-webhook", help="ValidatingWebhookConfiguration name"
-    )
-    inj.set_defaults(handler=_cmd_inject)
-
-
-def _cmd_generate(args: argparse.Namespace) -> int:
-    out_dir: Path = args.out
-    paths = CertPaths.in_dir(out_dir)
-    try:
-        ca_before = paths.ca_cert.read_bytes() if paths.ca_cert.is_file() else None
-        paths = generate(
-            service=args.service,
-            namespace=args.namespace,
-            out_dir=out_dir,
-            days=args.days,
-            hosts=tuple(args.host),
-            ips=tuple(args.ip),
-            new_ca=args.new_ca,
-        )
-        ca_reused = ca_before is not None and paths.ca_cert.read_bytes() == ca_before
-        summary = load_pair_summary(paths.tls_cert)
-    except (CertError, OSError) as exc:
-        return _fail(exc)
-    print(f"wrote {paths.tls_cert} and {paths.tls_key} ({summary})")
-    state = "reused existing CA" if ca_reused else "new CA"
-    print(f"CA certificate: {paths.ca_cert} ({state}; key in {paths.ca_key})")
-    return 0
-
-
-def _cmd_inject(args: argparse.Namespace) -> int:
-    try:
-        ca_pem = read_ca_bundle(args.ca_file)
-        lines = asyncio.run(
-            inject_ca_bundle(
-                ca_pem,
-                kubeconfig=args.kubeconfig,
-                mutating=args.mutating,
-                validating=args.validating,
-            )
-        )
-    except (CertError, OSError) as exc:
-        return _fail(exc)
-    for line in lines:
-        print(line)
-    return 0
-
-
-def _fail(exc: BaseException) -> int:
-    message = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
-    print(f"error: {_one_line(message)}", file=sys.stderr)
-    return 2
-
-
-def _os_reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
     reason = exc.strerror or str(exc) or type(exc).__name__
     return f"{reason}" if not exc.filename else f"{reason} ({exc.filename})"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -10,10 +10,11 @@ from typing import Any
 from webhook.core import command, customizer, secrets, tokens, workload
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
 from webhook.core.config import Config, RuntimeOptions
+from webhook.core.errors import UserError
 from webhook.core.findings import Finding
 
 
-class Refusal(ValueError):
+class Refusal(UserError, ValueError):
     """The object cannot be handled at all (wrong shape, no function container)."""
 
 

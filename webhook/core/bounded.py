@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.core.errors import UserError
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -25,7 +27,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-class JsonLimitError(ValueError):
+class JsonLimitError(UserError, ValueError):
     """The text is not JSON we read, or goes beyond a limit; the message says which."""
 
 

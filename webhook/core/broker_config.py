@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from webhook.core.errors import UserError
+
 ENV_PREFIX = "PULSAR_PREFIX_"
 OPENID_PROVIDER = "org.apache.pulsar.broker.authentication.oidc.AuthenticationProviderOpenID"
 FALLBACK_MODES = (
@@ -36,7 +38,7 @@ MAX_CONFIG_BYTES = 4 << 20
 _INT_MAX = 2**31 - 1
 
 
-class BrokerConfigError(ValueError):
+class BrokerConfigError(UserError, ValueError):
     """The file cannot be read as a broker configuration; one line."""
 
 

@@ -28,13 +28,14 @@ from typing import Any, NamedTuple
 
 from webhook.core import bounded
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
+from webhook.core.errors import UserError
 
 DEFAULT_MAX_LENGTH = DEFAULT_LIMITS.max_command_length  # the worker's commands are a few KiB
 MAX_NESTING = 16  # $( inside $( inside ...
 LIMIT_KEY = "webhook.limits.maxCommandLength"
 
 
-class CommandError(ValueError):
+class CommandError(UserError, ValueError):
     """The command line cannot be read (unterminated quote, here-document, over the limit...)."""
 
 

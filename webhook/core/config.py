@@ -19,6 +19,7 @@ import yaml
 
 from webhook.core import quantity
 from webhook.core.bounded import Limits
+from webhook.core.errors import UserError
 from webhook.core.gson import JsonNumber
 
 Action = Literal["deny", "warn", "audit", "off"]
@@ -85,7 +86,7 @@ MIN_TOKEN_EXPIRATION = 600
 DEFAULT_TOKEN_EXPIRATION = 3600
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """Invalid configuration; the message is one line naming the key and the problem."""
 
 

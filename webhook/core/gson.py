@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from webhook.core.errors import UserError
+
 MAX_DEPTH = 64
 MAX_DIGITS = 64
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
@@ -31,7 +33,7 @@ _ESCAPES = {
 }
 
 
-class GsonError(ValueError):
+class GsonError(UserError, ValueError):
     """Not a document Gson would read; the message says what and at which character."""
 
 

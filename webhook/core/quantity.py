@@ -10,6 +10,8 @@ import math
 import re
 from fractions import Fraction
 
+from webhook.core.errors import UserError
+
 _SUFFIX: dict[str, Fraction] = {
     "": Fraction(1),
     "n": Fraction(1, 10**9),
@@ -39,7 +41,7 @@ MAX_LENGTH = 64
 MAX_EXPONENT = 64
 
 
-class QuantityError(ValueError):
+class QuantityError(UserError, ValueError):
     """A string that is not a Kubernetes quantity."""
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypedDict
 
 from webhook.core import bounded, mutation, patch, policy, selector
 from webhook.core.config import Config
+from webhook.core.errors import UserError
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -66,7 +67,7 @@ class AdmissionReview(TypedDict, total=False):
     response: AdmissionResponse
 
 
-class ReviewError(ValueError):
+class ReviewError(UserError, ValueError):
     """The body is not an AdmissionReview we can answer (-> HTTP 400)."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from webhook.core import bounded, command
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
+from webhook.core.errors import UserError
 
 ENABLED_ANNOTATION = "pf-webhook/enabled"
 SECRETS_ANNOTATION = "pf-webhook/secrets"
@@ -38,7 +39,7 @@ _RUNTIMES: dict[object, Runtime] = {
 CONTAINERS_PATH = "spec.template.spec.containers"
 
 
-class WorkloadError(ValueError):
+class WorkloadError(UserError, ValueError):
     """The object cannot be handled; the message says what and where."""
 
 

@@ -21,19 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from kubernetes_asyncio import client, watch
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from webhook.core import policy
 from webhook.core.config import Config
-from webhook.kube import client as kube_client
+from webhook.kube.client import KubeError, api_client, call
 
 log = logging.getLogger("pf_webhook.kube")
 T = TypeVar("T")
 Key = tuple[str, str]
-
-
-class KubeError(RuntimeError):
-    """The cluster could not be reached or configured; one line."""
 
 
 @dataclass
@@ -155,15 +150,16 @@ def _metadata_list(body: Any) -> client.V1SecretList:
 async def _read_or_none(
     read: Callable[[str, str], Awaitable[Any]], kind: str, namespace: str, name: str
 ) -> Any | None:
-    """One live read: the object, None when it does not exist, `KubeError` for any other API error."""
+    """One live read: the object, None when it does not exist, `KubeError` for any other
+    failure (the API server's words stay out: the text reaches the object's author)."""
     try:
-        return await read(name, namespace)
-    except ApiException as exc:
+        return await call(
+            read(name, namespace), what=f"reading {kind} {namespace}/{name}", quote_server=False
+        )
+    except KubeError as exc:
         if exc.status == 404:
             return None
-        raise KubeError(
-            f"reading {kind} {namespace}/{name}: HTTP {exc.status} {exc.reason}"
-        ) from None
+        raise
 
 
 def resource_version(obj: Any) -> str:
@@ -347,14 +343,6 @@ class Budget:
         except Exception as exc:  # the client's own errors: connection refused, reset, ...
             self.failed = f"reading {what}: {type(exc).__name__}"
         return False, None
-
-
-async def api_client(kubeconfig: str | None) -> client.ApiClient | None:
-    """A client for the configured cluster: a kubeconfig file, else in-cluster, else None."""
-    try:
-        return await kube_client.api_client(kubeconfig)
-    except kube_client.KubeClientError as exc:
-        raise KubeError(str(exc)) from None
 
 
 async def create_provider(config: Config, kubeconfig: str | None = None) -> ClusterFacts | None:

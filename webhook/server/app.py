@@ -4,8 +4,12 @@ Contract: `main(args)` returns 0 after a clean drain and 2, with one line on std
 server cannot start (bad config or flags, no certificate, a busy port, a failing cluster
 client). On SIGTERM the server turns not-ready, keeps answering for the drain delay
 (`PF_WEBHOOK_SHUTDOWN_DELAY`), then stops listening and finishes the reviews in progress.
-What each request gets is `webhook.handlers`' business; the long-lived resources are
-`webhook.resources`'.
+What each request gets is `webhook.server.handlers`' business; the long-lived resources are
+`webhook.server.lifecycle`'s.
+
+The cluster (for the cluster-backed rules and ``--manage-certs``) is the one every command
+uses (`webhook.kube.client`): ``--kubeconfig`` or the config's ``webhook.kube.kubeconfig``,
+else ``$KUBECONFIG``, else ``~/.kube/config``, else the pod's service account, else none.
 """
 
 from __future__ import annotations
@@ -29,13 +33,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from webhook.certs import pki, rotation
-from webhook.certs import secret as certsecret
+from webhook import configfile
+from webhook.certs import cert_secret, pki, rotation
 from webhook.core import naming
-from webhook.core.config import Config, ConfigError
-from webhook.server import facts, handlers, listener, logs, wire
-from webhook.server import lifecycle as resources
-from webhook.server.managed_certs import Settings as ManagedSettings
+from webhook.core.config import Config
+from webhook.core.errors import UserError
+from webhook.kube.client import has_cluster, kubeconfig_path
+from webhook.server import facts, handlers, listener, logs, managed_certs, wire
 from webhook.server.metrics import Metrics
 from webhook.server.state import ServerState
 from webhook.server.tls import CertLoadError, ServingCerts, reason
@@ -47,7 +51,7 @@ DRAIN_ENV: Final = "PF_WEBHOOK_SHUTDOWN_DELAY"
 log = logging.getLogger("webhook.server")
 
 
-class StartupError(Exception):
+class StartupError(UserError):
     """The server cannot start; the message is one line for the operator."""
 
 
@@ -57,18 +61,20 @@ class ServeOptions:
     config_path: Path | None
     overrides: Callable[[Config], Config]
     drain_seconds: float
-    managed: ManagedSettings | None = None
+    managed: managed_certs.Settings | None = None
 
 
 SA_NAMESPACE_FILE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
-def _managed(args: argparse.Namespace, config: Config) -> ManagedSettings | None:
+def _managed(args: argparse.Namespace, config: Config) -> managed_certs.Settings | None:
     """--manage-certs and its flags, checked; None without --manage-certs."""
     if not getattr(args, "manage_certs", False):
         return None
-    if not (config.kube.kubeconfig or os.environ.get("KUBERNETES_SERVICE_HOST")):
-        raise StartupError("--manage-certs needs a cluster: pass --kubeconfig or run in a pod")
+    if not has_cluster(config.kube.kubeconfig):
+        raise StartupError(
+            "--manage-certs needs a cluster: pass --kubeconfig, set $KUBECONFIG, or run in a pod"
+        )
     namespace = getattr(args, "namespace", None) or os.environ.get("POD_NAMESPACE")
     if not namespace:
         try:
@@ -82,14 +88,14 @@ def _managed(args: argparse.Namespace, config: Config) -> ManagedSettings | None
         raise StartupError(f"--lease-duration: {duration:g} is not between 1 and 3600 seconds")
     if not 0 <= args.ca_propagation <= 86400:
         raise StartupError(f"--ca-propagation: {args.ca_propagation:g} is not between 0 and 86400")
-    hosts, ips = certsecret.split_sans(args.cert_san)
+    hosts, ips = cert_secret.split_sans(args.cert_san)
     identity = os.environ.get("POD_NAME") or socket.gethostname()
-    return ManagedSettings(
+    return managed_certs.Settings(
         namespace=namespace,
         secret=args.cert_secret,
         lease=args.lease,
         identity=f"{identity}_{secrets.token_hex(4)}",
-        cert=certsecret.Identity(service=args.service, namespace=namespace, hosts=hosts, ips=ips),
+        cert=cert_secret.Identity(service=args.service, namespace=namespace, hosts=hosts, ips=ips),
         mutating=args.mutating,
         validating=args.validating,
         lease_duration=duration,
@@ -99,7 +105,8 @@ def _managed(args: argparse.Namespace, config: Config) -> ManagedSettings | None
 
 
 def _overrides(args: argparse.Namespace) -> Callable[[Config], Config]:
-    """CLI flags over the config file's `webhook.server`/`webhook.kube`, re-applied on reload."""
+    """CLI flags over the config file's `webhook.server`/`webhook.kube`, and the kubeconfig the
+    policy picks (`webhook.kube.client.kubeconfig_path`); re-applied on every reload."""
     port, metrics_port = getattr(args, "port", None), getattr(args, "metrics_port", None)
     for flag, value in (("--port", port), ("--metrics-port", metrics_port)):
         if value is not None and not 0 <= value <= 65535:
@@ -129,8 +136,9 @@ def _overrides(args: argparse.Namespace) -> Callable[[Config], Config]:
         changes: dict[str, Any] = {}
         if server:
             changes["server"] = dataclasses.replace(config.server, **server)
-        if kube:
-            changes["kube"] = dataclasses.replace(config.kube, **kube)
+        kubeconfig = kubeconfig_path(kube.get("kubeconfig") or config.kube.kubeconfig)
+        if kube or kubeconfig != config.kube.kubeconfig:
+            changes["kube"] = dataclasses.replace(config.kube, **{**kube, "kubeconfig": kubeconfig})
         return dataclasses.replace(config, **changes) if changes else config
 
     return apply
@@ -162,7 +170,7 @@ def main(
         config_arg = getattr(args, "config", None)
         config_path = Path(config_arg) if config_arg else None
         overrides = _overrides(args)
-        config = overrides(resources.read_config(config_path) if config_path else Config())
+        config = overrides(configfile.read(config_path) if config_path else Config())
         options = ServeOptions(
             host=getattr(args, "host", None) or "0.0.0.0",
             config_path=config_path,
@@ -177,7 +185,7 @@ def main(
                 facts_factory=facts_provider_factory or facts.cluster_facts_factory(config),
             )
         )
-    except (ConfigError, StartupError) as exc:
+    except UserError as exc:  # a config, a flag, a certificate, the cluster: one line, exit 2
         print(f"error: {wire.one_line(str(exc), 1000)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a signal before our handlers were installed

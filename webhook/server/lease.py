@@ -18,10 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from webhook.certs import rotation
-from webhook.kube import client as kube_client
+from webhook.kube.client import KubeError, call, error_text, host_of
 
 log = logging.getLogger("webhook.server")
 
@@ -43,6 +42,7 @@ class Elector:
         on_change: Callable[[bool], None] = lambda leading: None,
     ) -> None:
         self._api = client.CoordinationV1Api(api)
+        self._host = host_of(api)
         self.namespace, self.name, self.identity = namespace, name, identity
         self.duration = duration
         self.timeout = timeout
@@ -75,7 +75,7 @@ class Elector:
             except Exception as exc:
                 log.warning(
                     "certificate Lease not renewed",
-                    extra={"fields": {"error": kube_client.error_text(exc)}},
+                    extra={"fields": {"error": error_text(exc)}},
                 )
                 ok = False
             now = time.monotonic()
@@ -90,18 +90,20 @@ class Elector:
         now = datetime.datetime.now(datetime.UTC)
         body: Any
         try:
-            lease = await self._api.read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=self.timeout
-            )
-        except ApiException as exc:
+            lease = await self._read()
+        except KubeError as exc:
             if exc.status != 404:
                 raise
             body = self._body(now, transitions=0, acquired=now)
             try:
-                await self._api.create_namespaced_lease(
-                    self.namespace, body, _request_timeout=self.timeout
+                await call(
+                    self._api.create_namespaced_lease(
+                        self.namespace, body, _request_timeout=self.timeout
+                    ),
+                    what=f"creating {self._what}",
+                    host=self._host,
                 )
-            except ApiException as err:
+            except KubeError as err:
                 if err.status == 409:
                     return False
                 raise
@@ -127,14 +129,34 @@ class Elector:
         )
         body["metadata"]["resourceVersion"] = lease.metadata.resource_version
         try:
-            await self._api.replace_namespaced_lease(
-                self.name, self.namespace, body, _request_timeout=self.timeout
-            )
-        except ApiException as exc:
+            await self._replace(body)
+        except KubeError as exc:
             if exc.status == 409:
                 return False
             raise
         return True
+
+    @property
+    def _what(self) -> str:
+        return f"Lease {self.namespace}/{self.name}"
+
+    async def _read(self) -> Any:
+        return await call(
+            self._api.read_namespaced_lease(
+                self.name, self.namespace, _request_timeout=self.timeout
+            ),
+            what=f"reading {self._what}",
+            host=self._host,
+        )
+
+    async def _replace(self, body: Any) -> None:
+        await call(
+            self._api.replace_namespaced_lease(
+                self.name, self.namespace, body, _request_timeout=self.timeout
+            ),
+            what=f"writing {self._what}",
+            host=self._host,
+        )
 
     def _body(
         self, now: datetime.datetime, *, transitions: int, acquired: datetime.datetime
@@ -158,9 +180,7 @@ class Elector:
             return
         self._set(False)
         try:
-            lease = await self._api.read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=self.timeout
-            )
+            lease = await self._read()
             if lease.spec is None or lease.spec.holder_identity != self.identity:
                 return
             now = datetime.datetime.now(datetime.UTC)
@@ -168,11 +188,9 @@ class Elector:
             body["spec"]["holderIdentity"] = ""
             body["spec"]["leaseDurationSeconds"] = 1
             body["metadata"]["resourceVersion"] = lease.metadata.resource_version
-            await self._api.replace_namespaced_lease(
-                self.name, self.namespace, body, _request_timeout=self.timeout
-            )
+            await self._replace(body)
         except Exception as exc:  # shutting down: the Lease then expires on its own
             log.warning(
                 "certificate Lease not released",
-                extra={"fields": {"error": kube_client.error_text(exc)}},
+                extra={"fields": {"error": error_text(exc)}},
             )

@@ -1,7 +1,8 @@
 """Shell: the server's long-lived resources, each an aiohttp `cleanup_ctx`.
 
-The review thread, the facts provider (the cluster client and its caches), and the watchers that reload the
-serving certificate and the config file when they change. Shutdown releases exactly what
+The review thread, the facts provider (the cluster client and its caches), the watchers that
+reload the serving certificate and the config file when they change, and the certificate
+manager of ``--manage-certs``. Shutdown releases exactly what
 started; a config that does not load keeps the previous one.
 """
 
@@ -12,25 +13,19 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from webhook import configfile
-from webhook.core.config import Config, ConfigError
-from webhook.kube import client as kube_client
+from webhook.core.config import ConfigError
+from webhook.kube.client import KubeError, api_client
 from webhook.server import managed_certs, wire
 from webhook.server.state import STATE, ServerState
 from webhook.server.tls import file_stamp
 
 # The server's records all carry logger "webhook.server", whichever module writes them.
 log = logging.getLogger("webhook.server")
-
-
-def read_config(path: Path) -> Config:
-    """The config file, validated; ConfigError when it cannot be used."""
-    return configfile.read(path)
 
 
 async def review_thread(app: web.Application) -> AsyncIterator[None]:
@@ -95,7 +90,7 @@ def reload_config(state: ServerState) -> bool:
     """Replace the config from its file; on error keep the current one."""
     assert state.config_path is not None
     try:
-        new = state.overrides(read_config(state.config_path))
+        new = state.overrides(configfile.read(state.config_path))
     except ConfigError as exc:
         state.metrics.config_reloads.labels("error").inc()
         log.warning(
@@ -130,9 +125,9 @@ async def certificate_manager(app: web.Application) -> AsyncIterator[None]:
     if state.managed is None or state.tls is None:
         yield
         return
-    api = await kube_client.api_client(state.config.kube.kubeconfig)
+    api = await api_client(state.config.kube.kubeconfig)
     if api is None:
-        raise kube_client.KubeClientError("--manage-certs needs a cluster")
+        raise KubeError("--manage-certs needs a cluster")
     manager = managed_certs.ManagedCerts(api, state.managed, state.tls, state.metrics)
     manager.start()
     try:

@@ -10,8 +10,14 @@ idle the longest since its last request (a kept-alive connection the API server 
 for a while); a connection with a request in progress is never closed for it. Only when every
 connection is busy is the new one closed at accept, before any TLS work. So a peer filling the
 cap with idle connections cannot lock out the API server, whose connections carry requests.
-The body and idle timeouts, header and body sizes are aiohttp's and `webhook.handlers`' (see
-`runner_options`).
+The body and idle timeouts, header and body sizes are aiohttp's and `webhook.server.handlers`'
+(see `runner_options`).
+
+The TLS protocol is asyncio's own `sslproto.SSLProtocol`, subclassed: asyncio has no public way
+to set its read buffer (a class attribute, 256 KiB per connection), nor to see a connection
+between accept and the end of its handshake, which the cap and the handshake and header timers
+need. `loop.start_tls` is public but builds the same class with the 256 KiB buffer; running TLS
+ourselves over `ssl.MemoryBIO` would replace asyncio's TLS state machine with our own.
 """
 
 from __future__ import annotations

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes_asyncio import client, watch
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from webhook.certs import pki, rotation
-from webhook.certs import secret as certsecret
-from webhook.kube import client as kube_client
+from webhook.certs import cert_secret, rotation
+from webhook.certs.inject import bundle_patch
+from webhook.kube.client import KubeError, call, error_text, host_of
 from webhook.server.lease import Elector
 from webhook.server.metrics import Metrics
 from webhook.server.tls import CertLoadError, ServingCerts
@@ -40,7 +39,7 @@ class Settings:
     secret: str
     lease: str
     identity: str
-    cert: certsecret.Identity
+    cert: cert_secret.Identity
     mutating: str
     validating: str
     lease_duration: float = 30.0
@@ -68,6 +67,8 @@ class ManagedCerts:
         self.metrics = metrics
         self.core = client.CoreV1Api(api)
         self.admission = client.AdmissionregistrationV1Api(api)
+        self.host = host_of(api)
+        self.what = f"Secret {settings.namespace}/{settings.secret}"
         self.elector = Elector(
             api,
             namespace=settings.namespace,
@@ -106,7 +107,7 @@ class ManagedCerts:
         data = _decode(secret)
         pair = (data.get("tls.crt", b""), data.get("tls.key", b""))
         labels = set()
-        for index, cert in enumerate(certsecret.bundle_certs(data.get("ca-bundle.crt", b""))[:8]):
+        for index, cert in enumerate(cert_secret.bundle_certs(data.get("ca-bundle.crt", b""))[:8]):
             labels.add(f"ca-{index}")  # ca-0 signs the serving certificate; others are older
             self.metrics.cert_expiry.labels(f"ca-{index}").set(cert.not_valid_after_utc.timestamp())
         for stale in self._ca_labels - labels:
@@ -137,8 +138,12 @@ class ManagedCerts:
         backoff = 0.5
         while True:
             try:
-                listed = await self.core.list_namespaced_secret(
-                    self.s.namespace, field_selector=selector, _request_timeout=self.s.timeout
+                listed = await call(
+                    self.core.list_namespaced_secret(
+                        self.s.namespace, field_selector=selector, _request_timeout=self.s.timeout
+                    ),
+                    what=f"listing {self.what}",
+                    host=self.host,
                 )
                 for item in listed.items or []:
                     self._serve(item)
@@ -163,7 +168,7 @@ class ManagedCerts:
             except Exception as exc:
                 log.warning(
                     "certificate Secret watch failed; relisting",
-                    extra={"fields": {"error": kube_client.error_text(exc), "seconds": backoff}},
+                    extra={"fields": {"error": error_text(exc), "seconds": backoff}},
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -183,17 +188,21 @@ class ManagedCerts:
                 self.metrics.errors.labels("cert_manage").inc()
                 log.warning(
                     "certificate upkeep failed; retrying",
-                    extra={"fields": {"error": kube_client.error_text(exc)}},
+                    extra={"fields": {"error": error_text(exc)}},
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), max(0.05, delay))
 
     async def _read(self) -> Any | None:
         try:
-            return await self.core.read_namespaced_secret(
-                self.s.secret, self.s.namespace, _request_timeout=self.s.timeout
+            return await call(
+                self.core.read_namespaced_secret(
+                    self.s.secret, self.s.namespace, _request_timeout=self.s.timeout
+                ),
+                what=f"reading {self.what}",
+                host=self.host,
             )
-        except ApiException as exc:
+        except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -206,15 +215,15 @@ class ManagedCerts:
             (secret.metadata.annotations or {}) if secret is not None else {}
         )
         now = datetime.datetime.now(datetime.UTC)
-        state = certsecret.read_state(data, annotations, self.s.cert)
+        state = cert_secret.read_state(data, annotations, self.s.cert)
         step = rotation.plan(state, now, self.s.schedule)
         if step.action in ("create", "rotate-ca", "renew-leaf", "prune-bundle"):
-            new = certsecret.apply(
+            new = cert_secret.apply(
                 step.action, data, identity=self.s.cert, schedule=self.s.schedule, now=now
             )
             done = {"rotate-ca": "ca", "renew-leaf": "leaf"}.get(step.action)
             keep = {
-                k: v for k, v in annotations.items() if not (k == certsecret.ROTATE and v == done)
+                k: v for k, v in annotations.items() if not (k == cert_secret.ROTATE and v == done)
             }
             await self._write(secret, new, keep)
             log.info(
@@ -224,14 +233,14 @@ class ManagedCerts:
             return 0.0
         if data is not None:
             bundle = data.get("ca-bundle.crt", b"")
-            if bundle and annotations.get(certsecret.PUBLISHED_BUNDLE) != certsecret.bundle_digest(
-                bundle
-            ):
+            if bundle and annotations.get(
+                cert_secret.PUBLISHED_BUNDLE
+            ) != cert_secret.bundle_digest(bundle):
                 if await self._publish(bundle):
                     marked = {
                         **annotations,
-                        certsecret.PUBLISHED_BUNDLE: certsecret.bundle_digest(bundle),
-                        certsecret.PUBLISHED_AT: now.isoformat(),
+                        cert_secret.PUBLISHED_BUNDLE: cert_secret.bundle_digest(bundle),
+                        cert_secret.PUBLISHED_AT: now.isoformat(),
                     }
                     await self._write(secret, data, marked)
                     return 0.0
@@ -258,8 +267,12 @@ class ManagedCerts:
             "data": {k: base64.b64encode(v).decode("ascii") for k, v in data.items()},
         }
         if secret is None:
-            await self.core.create_namespaced_secret(
-                self.s.namespace, body, _request_timeout=self.s.timeout
+            await call(
+                self.core.create_namespaced_secret(
+                    self.s.namespace, body, _request_timeout=self.s.timeout
+                ),
+                what=f"creating {self.what}",
+                host=self.host,
             )
             return
         body["metadata"]["resourceVersion"] = secret.metadata.resource_version
@@ -267,8 +280,12 @@ class ManagedCerts:
             **(secret.metadata.labels or {}),
             **body["metadata"]["labels"],
         }
-        await self.core.replace_namespaced_secret(
-            self.s.secret, self.s.namespace, body, _request_timeout=self.s.timeout
+        await call(
+            self.core.replace_namespaced_secret(
+                self.s.secret, self.s.namespace, body, _request_timeout=self.s.timeout
+            ),
+            what=f"writing {self.what}",
+            host=self.host,
         )
 
     async def _publish(self, bundle: bytes) -> bool:
@@ -292,23 +309,25 @@ class ManagedCerts:
         ):
             if not self.elector.is_leader():
                 return False
+            what = f"{kind} {name}"
             try:
-                current = await read(name, _request_timeout=self.s.timeout)
-                ops, _ = pki.bundle_patch(kind, name, current, encoded)
+                current = await call(
+                    read(name, _request_timeout=self.s.timeout), what=what, host=self.host
+                )
+                ops, _ = bundle_patch(kind, name, current, encoded)
                 if ops:
-                    await patch(name, ops, _request_timeout=self.s.timeout)
+                    await call(
+                        patch(name, ops, _request_timeout=self.s.timeout), what=what, host=self.host
+                    )
                     log.info(
                         "caBundle published", extra={"fields": {"configuration": f"{kind}/{name}"}}
                     )
-            except ApiException as exc:
+            except KubeError as exc:
+                if exc.status is None:  # no answer (timeout, unreachable): the upkeep retries
+                    raise
                 ok = False
                 log.warning(
                     "caBundle not published",
-                    extra={
-                        "fields": {
-                            "configuration": f"{kind}/{name}",
-                            "error": kube_client.error_text(exc),
-                        }
-                    },
+                    extra={"fields": {"configuration": f"{kind}/{name}", "error": str(exc)}},
                 )
         return ok

@@ -15,9 +15,9 @@ from typing import Final
 from aiohttp import web
 
 from webhook.core.config import Config, ConnectionLimits
+from webhook.server import managed_certs
 from webhook.server.facts import FactsFactory, FactsProvider, no_cluster
 from webhook.server.listener import Connections
-from webhook.server.managed_certs import Settings as ManagedSettings
 from webhook.server.metrics import Metrics
 from webhook.server.tls import ServingCerts
 
@@ -35,7 +35,7 @@ class ServerState:
     poll_interval: float = 1.0
     metrics: Metrics = field(default_factory=Metrics)
     provider: FactsProvider | None = None
-    managed: ManagedSettings | None = None  # --manage-certs
+    managed: managed_certs.Settings | None = None  # --manage-certs
     shutting_down: bool = False
     in_flight: int = 0
     # the limits the listener started with (changing them needs a restart)

@@ -19,12 +19,13 @@ from typing import Literal
 from cryptography import x509
 
 from webhook.certs import pki, rotation
+from webhook.core.errors import UserError, one_line
 from webhook.server.metrics import Metrics
 
 log = logging.getLogger("webhook.server")
 
 
-class CertLoadError(Exception):
+class CertLoadError(UserError):
     """The pair (or the client CA) cannot be loaded; one line."""
 
 
@@ -190,4 +191,4 @@ def reason(exc: BaseException) -> str:
         return f"TLS: {exc.reason or exc}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    return one_line(exc)[:300] or type(exc).__name__

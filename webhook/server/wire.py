@@ -23,14 +23,14 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from webhook.core import review
+from webhook.core import errors, review
 
 MAX_ERROR_TEXT: Final = 300
 
 
 def one_line(text: str, limit: int = MAX_ERROR_TEXT) -> str:
-    """`text` on one line, cut to `limit` characters."""
-    return review.short(" ".join(text.split()), limit)
+    """`text` on one line (`webhook.core.errors.one_line`), cut to `limit` characters."""
+    return review.short(errors.one_line(text), limit)
 
 
 def dumps(doc: object) -> str:
@@ -48,7 +48,7 @@ def error(status: int, message: str, *, headers: Mapping[str, str] | None = None
     )
 
 
-class BadJson(ValueError):
+class BadJson(errors.UserError, ValueError):
     """The body is not strict JSON; the message says where, without quoting the body."""
 
 
