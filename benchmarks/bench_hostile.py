@@ -42,7 +42,7 @@ def review() -> dict[str, Any]:
 def start(tmp: Path, client_ca: Path | None) -> tuple[subprocess.Popen[bytes], str, str]:
     config = tmp / "config.yml"
     config.write_text(
-        "webhook:\n  server:\n    limits: {maxConnections: 5000, "
+        "webhook:\n  server:\n    connections: {maxConnections: 5000, "
         f"handshakeTimeoutSeconds: {TIMEOUT:g}, headerTimeoutSeconds: {TIMEOUT:g}, "
         f"idleTimeoutSeconds: {TIMEOUT:g}}}\n"
     )

@@ -50,7 +50,7 @@ def review(uid: str = "9a0b-hostile-0001") -> dict[str, Any]:
 
 
 def limits(**values: float) -> str:
-    return yaml.safe_dump({"webhook": {"server": {"limits": values}}})
+    return yaml.safe_dump({"webhook": {"server": {"connections": values}}})
 
 
 def address(served: Served) -> tuple[str, int]:

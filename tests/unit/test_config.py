@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.core import config, quantity
+from webhook.core import config, quantity, rules
 from webhook.core.config import Config, ConfigError, Resources
 
 SA = config.SA_TOKEN_AUTH_PROVIDER
@@ -603,7 +603,7 @@ AUTH = "functionRuntimeFactoryConfigs.kubernetesFunctionAuthProviderConfig"
         pytest.param(
             "webhook: {policy: {rules: {naming/nope: deny}}}",
             "webhook.policy.rules.naming/nope",
-            "unknown rule (rules: function/details,",
+            "unknown rule (rules: command/uneditable, customizer/node-selector,",
             id="unknown-rule",
         ),
         pytest.param(
@@ -677,6 +677,54 @@ AUTH = "functionRuntimeFactoryConfigs.kubernetesFunctionAuthProviderConfig"
             "webhook.kube.timeoutSeconds",
             "is not in (0, 30]",
             id="timeout",
+        ),
+        pytest.param(
+            "webhook: {server: {connections: {maxConnections: 0}}}",
+            "webhook.server.connections.maxConnections",
+            "0 is not in [1, 100000]",
+            id="max-connections",
+        ),
+        pytest.param(
+            "webhook: {server: {limits: {idleTimeoutSeconds: 0}}}",
+            "webhook.server.limits.idleTimeoutSeconds",
+            "0.0 is not in [0.1, 3600]",
+            id="old-name-keeps-its-path",
+        ),
+        pytest.param(
+            "webhook: {server: {connections: {maxBodyBytes: 1048576, maxBodyBytesInFlight: 65536}}}",
+            "webhook.server.connections.maxBodyBytesInFlight",
+            "65536 is under maxBodyBytes (1048576)",
+            id="in-flight-under-body",
+        ),
+        pytest.param(
+            "webhook: {server: {connections: {maxHeaderBytes: 10}, limits: {}}}",
+            "webhook.server.limits",
+            "give connections only (limits is its old name)",
+            id="old-and-new-name",
+        ),
+        pytest.param(
+            "webhook: {server: {connection: {}}}",
+            "webhook.server.connection",
+            "unknown key (known: port, metricsPort, certDir, clientCA, tlsMinVersion, connections)",
+            id="server-unknown-key",
+        ),
+        pytest.param(
+            "webhook: {limits: {maxSecrets: 0}}",
+            "webhook.limits.maxSecrets",
+            "0 is not in [1, 1000000]",
+            id="input-limit",
+        ),
+        pytest.param(
+            "webhook: {pod: {allowedHostPaths: [data]}}",
+            "webhook.pod.allowedHostPaths",
+            "'data' is not an absolute path",
+            id="host-path-relative",
+        ),
+        pytest.param(
+            "webhook: {server: {certDir: null}}",
+            "webhook.server.certDir",
+            "expected a string, got null",
+            id="cert-dir-null",
         ),
     ],
 )
@@ -864,18 +912,108 @@ def test_the_action_of_a_rule_follows_the_precedence(
 
 def test_every_rule_has_an_action() -> None:
     cfg = config.default_config()
-    assert {cfg.action(rule) for rule in config.RULES} <= set(config.ACTIONS)
-    assert len(set(config.RULES)) == len(config.RULES)
-    assert all(rule.checks and "\n" not in rule.checks for rule in config.RULE_REGISTRY)
+    assert {cfg.action(rule.id) for rule in rules.declared()} <= set(rules.ACTIONS)
 
 
-def test_the_readme_rule_table_lists_exactly_the_registered_rules_in_order() -> None:
+# ---------------------------------------------------------------------------------------------
+# the webhook: section is declared once (config.WEBHOOK_KEYS)
+
+
+def test_the_old_name_of_the_connection_limits_is_read_with_a_note() -> None:
+    old = config.loads("webhook: {server: {limits: {maxConnections: 7}}}")
+    new = config.loads("webhook: {server: {connections: {maxConnections: 7}}}")
+    assert old.server == new.server and old.server.limits.max_connections == 7
+    assert new.notes == ()
+    assert old.notes == (
+        "webhook.server.limits is deprecated: write it as webhook.server.connections (same keys)",
+    )
+
+
+def test_null_and_auto_leave_a_setting_as_it_is() -> None:
+    worker = f"runtimeCustomizerClassName: {BASIC}\n"
+    cfg = config.loads(
+        worker + "webhook: {customizer: {enabled: auto}, tokens: {automountServiceAccountToken: ~}}"
+    )
+    assert cfg.customizer_enabled is True
+    assert cfg.automount_service_account_token is None
+    assert (
+        config.loads(worker + "webhook: {customizer: {enabled: false}}").customizer_enabled is False
+    )
+
+
+def test_every_declared_key_sets_its_field() -> None:
+    """Each key changes the field it names, and only that one."""
+    values: dict[str, object] = {
+        "naming.labelStyle": "pulsar-runtime",
+        "secrets.verify": "deny",
+        "tokens.allowedAudiences": ["a"],
+        "tokens.requireAudience": True,
+        "tokens.maxExpirationSeconds": 7200,
+        "tokens.serviceAccountName": "pf-{name}",
+        "tokens.automountServiceAccountToken": False,
+        "customizer.enabled": False,
+        "customizer.allowedOptions": ["jobName"],
+        "customizer.allowedTolerationKeys": ["k"],
+        "customizer.allowedNodeSelectorKeys": ["n"],
+        "customizer.maxResources": {"cpu": "4"},
+        "policy.enforcement": "warn",
+        "policy.rules": {"pod/labels": "off"},
+        "pod.deniedLabelKeys": ["x"],
+        "pod.deniedAnnotationKeys": ["y"],
+        "pod.allowedHostPaths": ["/data"],
+        "limits.maxJsonDepth": 9,
+        "limits.maxNumberDigits": 21,
+        "limits.maxSecrets": 2,
+        "limits.maxCommandLength": 2048,
+        "server.port": 1,
+        "server.metricsPort": 2,
+        "server.certDir": "/c",
+        "server.clientCA": "/ca",
+        "server.tlsMinVersion": "1.3",
+        "server.connections.maxConnections": 3,
+        "server.connections.handshakeTimeoutSeconds": 1,
+        "server.connections.headerTimeoutSeconds": 2,
+        "server.connections.bodyTimeoutSeconds": 3,
+        "server.connections.idleTimeoutSeconds": 4,
+        "server.connections.maxHeaderBytes": 2048,
+        "server.connections.maxBodyBytes": 65536,
+        "server.connections.maxBodyBytesInFlight": 64 * 1024**2,
+        "kube.kubeconfig": "/k",
+        "kube.timeoutSeconds": 3,
+    }
+    assert list(values) == [key.name for key in config.WEBHOOK_KEYS]
+    base = config.default_config()
+
+    def field(cfg: object, dotted: str) -> object:
+        for part in dotted.split("."):
+            cfg = getattr(cfg, part)
+        return cfg
+
+    for key in config.WEBHOOK_KEYS:
+        *sections, last = key.name.split(".")
+        doc: dict[str, object] = {last: values[key.name]}
+        for section in reversed(sections):
+            doc = {section: doc}
+        cfg = config.from_mapping({"webhook": doc})
+        assert field(cfg, key.field) != field(base, key.field), key.name
+        others = [k.field for k in config.WEBHOOK_KEYS if k is not key]
+        assert [field(cfg, f) for f in others] == [field(base, f) for f in others], key.name
+
+
+def test_the_readme_lists_every_key_of_the_webhook_section_in_order() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    table = readme.split("## Validation rules", 1)[1].split("\n## ", 1)[0]
-    listed = [
-        rule
-        for line in table.splitlines()
-        if line.startswith("| `")
-        for rule in re.findall(r"`([a-z]+/[a-z-]+)`", line.split("|")[1])
+    table = readme.split("The `webhook:` section", 1)[1].split("\n\n", 2)[1]
+    listed = re.findall(r"^\| `([^`]+)` \|", table, re.M)
+    declared: list[str] = []
+    for key in config.WEBHOOK_KEYS:
+        name = re.sub(r"^server\.connections\..*", "server.connections.*", key.name)
+        if name not in declared:
+            declared.append(name)
+    assert listed == declared
+    limits = readme.split("### Limits and timeouts", 1)[1].split("\n#", 1)[0]
+    connection_keys = [
+        key.name.rsplit(".", 1)[1]
+        for key in config.WEBHOOK_KEYS
+        if key.name.startswith("server.connections.")
     ]
-    assert listed == list(config.RULES)
+    assert re.findall(r"^\| `([^`]+)` \|", limits, re.M) == connection_keys

@@ -62,5 +62,5 @@ def test_a_fractional_long_is_refused_as_gson_refuses_it() -> None:
     _, _, findings, _ = customizer.parse(
         "{tolerations: [{key: a, tolerationSeconds: 30.5}]}", "customRuntimeOptions"
     )
-    assert [f.rule for f in findings] == ["customizer/options"]
+    assert [f.rule.id for f in findings] == ["customizer/options"]
     assert "30.5" in findings[0].message

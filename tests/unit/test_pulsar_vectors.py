@@ -695,7 +695,7 @@ def test_a_bad_secrets_entry_is_refused_with_pulsars_exact_message(
 ) -> None:
     refs, findings = secrets.parse(json.dumps(secrets_map), "secretsMap")
     assert refs == []
-    assert [(f.rule, f.path, f.message) for f in findings] == [
+    assert [(f.rule.id, f.path, f.message) for f in findings] == [
         ("secrets/entry", "secretsMap[secretname]", message)
     ]
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+import re
+from typing import Any, Required, TypedDict
 
 import jsonpatch
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import worker
-from webhook.core import config, mutation, patch, policy, review
+from webhook.core import config, mutation, patch, policy, review, shape
 
 ALL_ON = config.from_mapping(
     {
@@ -82,3 +84,190 @@ def test_wrong_types_anywhere_are_refused_or_handled_never_raised(
             mode=mode,
         )  # type: ignore[typeddict-item]
         assert reply["response"]["uid"] == "u"
+
+
+# ---------------------------------------------------------------------------------------------
+# the refusal names the field
+
+
+def _edited(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    obj = copy.deepcopy(BASE)
+    node: Any = obj
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return obj
+
+
+CONTAINER = ("spec", "template", "spec", "containers", 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "problem"),
+    [
+        pytest.param(
+            ("spec", "template", "spec", "containers"),
+            {"name": "pulsarfunction"},
+            "spec.template.spec.containers must be a list, got dict",
+            id="containers-a-mapping",
+        ),
+        pytest.param(
+            (*CONTAINER, "env"),
+            {"A": "b"},
+            "spec.template.spec.containers[0].env must be a list, got dict",
+            id="env-a-mapping",
+        ),
+        pytest.param(
+            (*CONTAINER, "env", 0),
+            None,
+            "spec.template.spec.containers[0].env[0] must not be null",
+            id="null-list-item",
+        ),
+        pytest.param(
+            (*CONTAINER, "command", 2),
+            7,
+            "spec.template.spec.containers[0].command[2] must be a string, got int",
+            id="command-word-a-number",
+        ),
+        pytest.param(
+            ("spec", "template", "spec"),
+            None,
+            "spec.template.spec is required",
+            id="null-required",
+        ),
+        pytest.param(("metadata",), [], "metadata must be a mapping, got list", id="metadata-list"),
+        pytest.param(
+            ("metadata", "labels", "component"),
+            True,
+            "metadata.labels[component] must be a string, got bool",
+            id="label-value-bool",
+        ),
+        pytest.param(
+            (*CONTAINER, "resources", "limits", "cpu"),
+            [],
+            "spec.template.spec.containers[0].resources.limits[cpu] must be a string or a number, "
+            "got list",
+            id="quantity-a-list",
+        ),
+        pytest.param(
+            ("spec", "template", "spec", "volumes"),
+            [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {
+                "expirationSeconds": True}}]}}],
+            "spec.template.spec.volumes[0].projected.sources[0].serviceAccountToken"
+            ".expirationSeconds must be an integer, got bool",
+            id="deep-bool-for-integer",
+        ),
+    ],
+)  # fmt: skip
+def test_a_wrong_shape_is_refused_naming_its_field(
+    path: tuple[Any, ...], value: Any, problem: str
+) -> None:
+    obj = _edited(path, value)
+    assert shape.statefulset_problem(obj) == problem
+    refusal = mutation.mutate(obj, ALL_ON).refusal
+    assert refusal == f"object of the wrong shape: {problem}"
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        pytest.param((*CONTAINER, "env", 0, "value"), None, id="null-is-absent"),
+        pytest.param(("metadata", "labels", "component"), None, id="null-map-value"),
+        pytest.param(("spec", "replicas"), "many", id="undeclared-field"),
+        pytest.param((*CONTAINER, "resources", "limits", "cpu"), 2, id="quantity-a-number"),
+    ],
+)
+def test_what_the_api_server_accepts_passes_the_shape_check(
+    path: tuple[Any, ...], value: Any
+) -> None:
+    assert shape.statefulset_problem(_edited(path, value)) is None
+
+
+def test_map_keys_must_be_strings() -> None:
+    obj = _edited(("metadata", "labels"), {1: "x"})
+    assert shape.statefulset_problem(obj) == "metadata.labels keys must be strings, got int"
+
+
+@pytest.mark.parametrize(
+    ("service", "problem"),
+    [
+        pytest.param({"spec": {}}, "metadata is required", id="no-metadata"),
+        pytest.param({"metadata": {}, "spec": 5}, "spec must be a mapping, got int", id="spec-int"),
+        pytest.param(
+            {"metadata": {}, "spec": {"selector": {"name": ["x"]}}},
+            "spec.selector[name] must be a string, got list",
+            id="selector-value-list",
+        ),
+        pytest.param({"metadata": {"name": "x"}, "spec": {"ports": 1}}, None, id="ok"),
+    ],
+)
+def test_a_service_of_the_wrong_shape_names_its_field(
+    service: dict[str, Any], problem: str | None
+) -> None:
+    assert shape.service_problem(service) == problem
+
+
+def _rendered(path: tuple[Any, ...]) -> re.Pattern[str]:
+    """How the check may write `path`: fields as `.key`, list items and map keys in brackets."""
+    parts = [
+        rf"\[{key}\]" if isinstance(key, int) else rf"(\.?{re.escape(key)}|\[{re.escape(key)}\])"
+        for key in path
+    ]
+    return re.compile("".join(parts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PATHS), WRONG.filter(lambda v: v is not None))
+def test_one_wrong_value_is_refused_at_the_field_it_was_put_or_accepted(
+    path: tuple[Any, ...], value: Any
+) -> None:
+    problem = shape.statefulset_problem(_edited(path, copy.deepcopy(value)))
+    if problem is not None:
+        assert _rendered(path).match(problem), problem
+
+
+# ---------------------------------------------------------------------------------------------
+# the check is compiled from the declaration
+
+
+class _Item(TypedDict, total=False):
+    name: Required[str]
+    size: int | float
+
+
+class _Thing(TypedDict, total=False):
+    items: list[_Item]
+    tags: dict[str, str]
+    extra: dict[str, Any]
+
+
+@pytest.mark.parametrize(
+    ("thing", "problem"),
+    [
+        pytest.param({}, None, id="nothing-required-at-the-top"),
+        pytest.param({"items": [{"name": "a", "size": 1.5}]}, None, id="fits"),
+        pytest.param({"items": [{"size": 1}]}, "items[0].name is required", id="required"),
+        pytest.param(
+            {"items": [{"name": "a", "size": "big"}]},
+            "items[0].size must be a number, got str",
+            id="union",
+        ),
+        pytest.param({"tags": {"a": 1}}, "tags[a] must be a string, got int", id="map-value"),
+        pytest.param({"extra": {"a": [1, {}]}}, None, id="any-mapping-is-not-looked-into"),
+        pytest.param({"extra": []}, "extra must be a mapping, got list", id="any-mapping"),
+    ],
+)
+def test_the_check_follows_the_declaration(thing: dict[str, Any], problem: str | None) -> None:
+    assert shape.problem_finder(_Thing)(thing) == problem
+
+
+def test_a_declaration_the_check_cannot_follow_is_refused_at_import() -> None:
+    class Odd(TypedDict):
+        when: bytes
+
+    class Optional(TypedDict):
+        items: list[str] | None  # null is absent anyway: declare list[str]
+
+    for declared in (Odd, Optional):
+        with pytest.raises(TypeError, match="no shape check"):
+            shape.problem_finder(declared)

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.core import command, customizer, secrets, tokens, workload
+from webhook.core import command, customizer, secrets, shape, tokens, workload
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
 from webhook.core.config import Config, RuntimeOptions
 from webhook.core.errors import UserError
-from webhook.core.findings import Finding
+from webhook.core.rules import Finding
 
 
 class Refusal(UserError, ValueError):
@@ -41,7 +41,7 @@ class Analysis:
 
 def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis:
     """Raises Refusal when the object is not a StatefulSet we can read."""
-    problem = workload.shape_error(obj)
+    problem = shape.statefulset_problem(obj)
     if problem:
         raise Refusal(f"object of the wrong shape: {problem}")
     try:
@@ -65,7 +65,7 @@ def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis
     return Analysis(
         container_index=index,
         details=details,
-        details_findings=tuple(Finding("function/details", p.path, p.message) for p in problems),
+        details_findings=tuple(Finding(workload.DETAILS, p.path, p.message) for p in problems),
         secret_refs=tuple(refs),
         secret_findings=tuple(secret_findings),
         options=options,

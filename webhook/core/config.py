@@ -1,8 +1,9 @@
 """Pure: a functions_worker.yml (plus our `webhook:` section) -> one frozen, validated Config.
 
 The file is the one the Pulsar worker already uses; keys the webhook does not honour are
-ignored, as the worker ignores unknown keys. Our own `webhook:` section is strict: a typo
-there is an error naming the key. Every error is one line: `<key path>: <problem>`.
+ignored, as the worker ignores unknown keys. Our own `webhook:` section is declared once, in
+`WEBHOOK_KEYS` (each key, the Config field it sets, its reader), and is strict: a typo there is
+an error naming the key. Every error is one line: `<key path>: <problem>`.
 """
 
 from __future__ import annotations
@@ -10,65 +11,18 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Final, Literal
 
 import yaml
 
-from webhook.core import quantity
+from webhook.core import quantity, rules
 from webhook.core.bounded import Limits
 from webhook.core.errors import UserError
 from webhook.core.gson import JsonNumber
-
-Action = Literal["deny", "warn", "audit", "off"]
-ACTIONS: tuple[Action, ...] = ("deny", "warn", "audit", "off")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A validation rule: its id, what it checks (one line), and its action when the config
-    does not set one (None: the global `policy.enforcement`)."""
-
-    id: str
-    checks: str
-    default: Action | None = None
-
-
-# The one rule registry: README's rule table lists the same ids in the same order.
-RULE_REGISTRY: tuple[Rule, ...] = (
-    Rule("function/details", "the function details parse, within the JSON and command limits"),
-    Rule(
-        "command/uneditable",
-        "our flags can be shown to reach the instance's own argv in its sh -c command",
-    ),
-    Rule("naming/label-key", "every label key is valid Kubernetes syntax"),
-    Rule("naming/label-value", "every label value is valid Kubernetes syntax"),
-    Rule("naming/statefulset-name", "a DNS-1123 label of at most 52 characters"),
-    Rule("naming/service-name", "spec.serviceName is a DNS-1035 label"),
-    Rule("naming/selector-collision", "no other StatefulSet selects the same pods"),
-    Rule("secrets/entry", "each secretsMap entry is valid, and the map within its size limit"),
-    Rule("secrets/exists", "the Secret and key exist (default: webhook.secrets.verify)"),
-    Rule("tokens/audience", "the token audience is present when required, and allowed"),
-    Rule("tokens/expiration", "the token expiration is within [600, maxExpirationSeconds]"),
-    Rule("tokens/mount-path", "no container mounts two volumes at one path"),
-    Rule("tokens/ca-secret", "the CA Secret exists and holds ca.crt"),
-    Rule("tokens/service-account", "the ServiceAccount the template names exists"),
-    Rule("customizer/options", "customRuntimeOptions parse; only allowed fields"),
-    Rule("customizer/tolerations", "only allowed toleration keys, requested or in the pod"),
-    Rule("customizer/node-selector", "only allowed nodeSelector keys, requested or in the pod"),
-    Rule("customizer/reserved-keys", "a function's options set no pf-webhook/ label or annotation"),
-    Rule("resources/requests-within-limits", "every request is at most its limit"),
-    Rule("resources/bounds", "Pulsar's min/max/granularity checks and maxResources"),
-    Rule("namespace/job-namespace", "the object's namespace equals the merged jobNamespace"),
-    Rule("pod/labels", "no pod label key that other workloads' selectors use"),
-    Rule("pod/annotations", "no security-relevant pod annotation (AppArmor, seccomp, ...)"),
-    Rule("pod/auth-mounts", "only the function container mounts the token or /etc/auth"),
-    Rule("pod/host-path", "hostPath volumes only under webhook.pod.allowedHostPaths"),
-)
-RULES: tuple[str, ...] = tuple(rule.id for rule in RULE_REGISTRY)
-_RULE_DEFAULTS: dict[str, Action] = {r.id: r.default for r in RULE_REGISTRY if r.default}
+from webhook.core.rules import ACTIONS, Action
 
 _PKG = "org.apache.pulsar.functions"
 KUBERNETES_RUNTIME_FACTORY = f"{_PKG}.runtime.kubernetes.KubernetesRuntimeFactory"
@@ -181,10 +135,10 @@ def _key_matcher(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
 @dataclass(frozen=True)
 class ConnectionLimits:
     """What one network peer can hold on the HTTPS port before any authentication
-    (`webhook.server.limits`). The API server's client drops its idle connections after 90 s
-    (Go's `IdleConnTimeout`); our idle timeout is longer, so the client always closes first. A
-    server closing a pooled connection races the client's next request on it, and Go does not
-    retry a POST whose write failed (seen as `write: broken pipe` under load)."""
+    (`webhook.server.connections`). The API server's client drops its idle connections after
+    90 s (Go's `IdleConnTimeout`); our idle timeout is longer, so the client always closes
+    first. A server closing a pooled connection races the client's next request on it, and Go
+    does not retry a POST whose write failed (seen as `write: broken pipe` under load)."""
 
     max_connections: int = 1000
     handshake_timeout_seconds: float = 5.0
@@ -194,19 +148,6 @@ class ConnectionLimits:
     max_header_bytes: int = 8190
     max_body_bytes: int = 3 * 1024 * 1024
     max_body_bytes_in_flight: int = 32 * 1024 * 1024
-
-
-# config key -> (field, lowest, highest)
-LIMIT_KEYS: Final = {
-    "maxConnections": ("max_connections", 1, 100_000),
-    "handshakeTimeoutSeconds": ("handshake_timeout_seconds", 0.1, 300),
-    "headerTimeoutSeconds": ("header_timeout_seconds", 0.1, 300),
-    "bodyTimeoutSeconds": ("body_timeout_seconds", 0.1, 300),
-    "idleTimeoutSeconds": ("idle_timeout_seconds", 0.1, 3600),
-    "maxHeaderBytes": ("max_header_bytes", 1024, 1024 * 1024),
-    "maxBodyBytes": ("max_body_bytes", 64 * 1024, 64 * 1024 * 1024),
-    "maxBodyBytesInFlight": ("max_body_bytes_in_flight", 64 * 1024, 4 * 1024 * 1024 * 1024),
-}
 
 
 @dataclass(frozen=True)
@@ -277,7 +218,8 @@ class Config:
             return self.rules[rule]
         if rule == "secrets/exists":
             return self.secrets_verify
-        return _RULE_DEFAULTS.get(rule, self.enforcement)
+        declared = rules.find(rule)
+        return declared.default if declared and declared.default else self.enforcement
 
 
 def default_config() -> Config:
@@ -663,235 +605,134 @@ def _auth_provider_config(
     }
 
 
-_WEBHOOK_KEYS = (
-    "naming",
-    "secrets",
-    "tokens",
-    "customizer",
-    "policy",
-    "pod",
-    "limits",
-    "server",
-    "kube",
-)
-_LIMIT_KEYS = {
-    "maxJsonDepth": ("max_json_depth", 8),
-    "maxNumberDigits": ("max_number_digits", 20),
-    "maxSecrets": ("max_secrets", 1),
-    "maxCommandLength": ("max_command_length", 1024),
-}
+# ---------------------------------------------------------------------------------------------
+# our `webhook:` section, declared once: each key, the Config field it sets, and its reader
+
+_KEEP: Final = object()  # a reader's answer for "leave the setting as it is"
+_Reader = Callable[[Any, str], Any]  # (YAML value, key path) -> field value; ConfigError if bad
 
 
-def _pod_section(value: object) -> PodPolicy:
-    section = _map(value, "webhook.pod")
-    known = ("deniedLabelKeys", "deniedAnnotationKeys", "allowedHostPaths")
-    _known_keys(section, "webhook.pod", known)
-    policy = PodPolicy()
-    changes: dict[str, Any] = {}
-    for key, attribute in zip(
-        known, ("denied_label_keys", "denied_annotation_keys", "allowed_host_paths"), strict=True
-    ):
-        if key in section:
-            changes[attribute] = _str_list(section[key], f"webhook.pod.{key}")
-    for path in changes.get("allowed_host_paths", ()):
-        if not path.startswith("/"):
-            raise ConfigError(f"webhook.pod.allowedHostPaths: {path!r} is not an absolute path")
-    return replace(policy, **changes)
+@dataclass(frozen=True)
+class Key:
+    """One key of the `webhook:` section: its dotted name under `webhook`, the Config field it
+    sets (dotted into the nested settings), and the reader that turns the YAML value into the
+    field's value or raises ConfigError naming the key. An absent key leaves the field as it
+    is; so does a reader answering _KEEP."""
+
+    name: str
+    field: str
+    read: _Reader
 
 
-def _limits_section(value: object) -> Limits:
-    section = _map(value, "webhook.limits")
-    _known_keys(section, "webhook.limits", tuple(_LIMIT_KEYS))
-    changes: dict[str, int] = {}
-    for key, (attribute, minimum) in _LIMIT_KEYS.items():
-        if key in section:
-            amount = _int(section[key], f"webhook.limits.{key}")
-            if not minimum <= amount <= 1_000_000:
-                raise ConfigError(f"webhook.limits.{key}: {amount} is not in [{minimum}, 1000000]")
-            changes[attribute] = amount
-    return replace(Limits(), **changes)
+def _one_of(*choices: str, false_is: str | None = None) -> _Reader:
+    def read(value: object, path: str) -> str:
+        if value is False and false_is is not None:  # YAML reads a bare `off` as false
+            value = false_is
+        return _choice(value, path, choices)
+
+    return read
 
 
-def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
-    _known_keys(section, "webhook", _WEBHOOK_KEYS)
-    changes: dict[str, Any] = {}
+def _whole_in(lowest: int, highest: int) -> _Reader:
+    def read(value: object, path: str) -> int:
+        amount = _int(value, path)
+        if not lowest <= amount <= highest:
+            raise ConfigError(f"{path}: {amount} is not in [{lowest}, {highest}]")
+        return amount
 
-    naming = _map(section.get("naming"), "webhook.naming")
-    _known_keys(naming, "webhook.naming", ("labelStyle",))
-    if "labelStyle" in naming:
-        changes["label_style"] = _choice(
-            naming["labelStyle"], "webhook.naming.labelStyle", ("documented", "pulsar-runtime")
-        )
-
-    secrets = _map(section.get("secrets"), "webhook.secrets")
-    _known_keys(secrets, "webhook.secrets", ("verify",))
-    if "verify" in secrets:
-        verify = secrets["verify"]
-        verify = "off" if verify is False else verify  # YAML reads a bare `off` as false
-        changes["secrets_verify"] = _choice(
-            verify, "webhook.secrets.verify", ("off", "warn", "deny")
-        )
-
-    tokens = _map(section.get("tokens"), "webhook.tokens")
-    known_tokens = (
-        "allowedAudiences",
-        "requireAudience",
-        "maxExpirationSeconds",
-        "serviceAccountName",
-        "automountServiceAccountToken",
-    )
-    _known_keys(tokens, "webhook.tokens", known_tokens)
-    if "allowedAudiences" in tokens:
-        changes["allowed_audiences"] = _str_list(
-            tokens["allowedAudiences"], "webhook.tokens.allowedAudiences"
-        )
-    if "requireAudience" in tokens:
-        changes["require_audience"] = _bool(
-            tokens["requireAudience"], "webhook.tokens.requireAudience"
-        )
-    if "maxExpirationSeconds" in tokens:
-        maximum = _int(tokens["maxExpirationSeconds"], "webhook.tokens.maxExpirationSeconds")
-        if maximum < MIN_TOKEN_EXPIRATION:
-            raise ConfigError(
-                f"webhook.tokens.maxExpirationSeconds: {maximum} is under {MIN_TOKEN_EXPIRATION}"
-            )
-        changes["max_expiration_seconds"] = maximum
-    if "serviceAccountName" in tokens:
-        template = _str(tokens["serviceAccountName"], "webhook.tokens.serviceAccountName") or ""
-        try:
-            template.format(tenant="t", namespace="n", name="f")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"webhook.tokens.serviceAccountName: bad template {template!r} ({exc}); "
-                "use {tenant}, {namespace} and {name}"
-            ) from None
-        changes["service_account_template"] = template
-    if tokens.get("automountServiceAccountToken") is not None:
-        changes["automount_service_account_token"] = _bool(
-            tokens["automountServiceAccountToken"], "webhook.tokens.automountServiceAccountToken"
-        )
-
-    customizer = _map(section.get("customizer"), "webhook.customizer")
-    known_customizer = (
-        "enabled",
-        "allowedOptions",
-        "allowedTolerationKeys",
-        "allowedNodeSelectorKeys",
-        "maxResources",
-    )
-    _known_keys(customizer, "webhook.customizer", known_customizer)
-    enabled = customizer.get("enabled", "auto")
-    if enabled != "auto":
-        changes["customizer_enabled"] = _bool(enabled, "webhook.customizer.enabled")
-    if "allowedOptions" in customizer:
-        allowed = _str_list(customizer["allowedOptions"], "webhook.customizer.allowedOptions")
-        for option in allowed:
-            if option not in OPTION_FIELDS:
-                raise ConfigError(
-                    f"webhook.customizer.allowedOptions: unknown option {option!r} "
-                    f"(options: {', '.join(OPTION_FIELDS)})"
-                )
-        changes["allowed_options"] = allowed
-    if "allowedTolerationKeys" in customizer:
-        changes["allowed_toleration_keys"] = _str_list(
-            customizer["allowedTolerationKeys"], "webhook.customizer.allowedTolerationKeys"
-        )
-    if "allowedNodeSelectorKeys" in customizer:
-        changes["allowed_node_selector_keys"] = _str_list(
-            customizer["allowedNodeSelectorKeys"], "webhook.customizer.allowedNodeSelectorKeys"
-        )
-    if "maxResources" in customizer:
-        maximums = {}
-        for name, amount in _map(
-            customizer["maxResources"], "webhook.customizer.maxResources"
-        ).items():
-            if not quantity.is_quantity(amount):
-                raise ConfigError(
-                    f"webhook.customizer.maxResources.{name}: {amount!r} is not a quantity"
-                )
-            maximums[str(name)] = quantity.normalise(amount)
-        changes["max_container_resources"] = maximums
-
-    policy = _map(section.get("policy"), "webhook.policy")
-    _known_keys(policy, "webhook.policy", ("enforcement", "rules"))
-    if "enforcement" in policy:
-        changes["enforcement"] = _choice(
-            policy["enforcement"], "webhook.policy.enforcement", ("deny", "warn", "audit")
-        )
-    rules: dict[str, Action] = {}
-    for rule, action in _map(policy.get("rules"), "webhook.policy.rules").items():
-        if rule not in RULES:
-            raise ConfigError(
-                f"webhook.policy.rules.{rule}: unknown rule (rules: {', '.join(RULES)})"
-            )
-        action = "off" if action is False else action
-        rules[rule] = _choice(action, f"webhook.policy.rules.{rule}", ACTIONS)  # type: ignore[assignment]
-    if rules:
-        changes["rules"] = rules
-
-    if "pod" in section:
-        changes["pod"] = _pod_section(section["pod"])
-    if "limits" in section:
-        changes["limits"] = _limits_section(section["limits"])
-
-    server = _map(section.get("server"), "webhook.server")
-    _known_keys(
-        server,
-        "webhook.server",
-        ("port", "metricsPort", "certDir", "clientCA", "tlsMinVersion", "limits"),
-    )
-    settings = base.server
-    if server:
-        tls_min = server.get("tlsMinVersion", settings.tls_min_version)
-        tls_min = str(tls_min) if isinstance(tls_min, float | int) else tls_min
-        settings = ServerSettings(
-            port=_port(server.get("port", settings.port), "webhook.server.port"),
-            metrics_port=_port(
-                server.get("metricsPort", settings.metrics_port), "webhook.server.metricsPort"
-            ),
-            cert_dir=_str(
-                server.get("certDir", settings.cert_dir), "webhook.server.certDir", allow_none=False
-            )
-            or "",
-            client_ca=_str(server.get("clientCA"), "webhook.server.clientCA"),
-            tls_min_version=_choice(tls_min, "webhook.server.tlsMinVersion", ("1.2", "1.3")),  # type: ignore[arg-type]
-            limits=_limits(server.get("limits"), settings.limits),
-        )
-        changes["server"] = settings
-
-    kube = _map(section.get("kube"), "webhook.kube")
-    _known_keys(kube, "webhook.kube", ("kubeconfig", "timeoutSeconds"))
-    if kube:
-        timeout = _number(
-            kube.get("timeoutSeconds", base.kube.timeout_seconds), "webhook.kube.timeoutSeconds"
-        )
-        if not 0 < timeout <= 30:
-            raise ConfigError(f"webhook.kube.timeoutSeconds: {timeout} is not in (0, 30]")
-        changes["kube"] = KubeSettings(
-            kubeconfig=_str(kube.get("kubeconfig"), "webhook.kube.kubeconfig"),
-            timeout_seconds=timeout,
-        )
-    return replace(base, **changes)
+    return read
 
 
-def _limits(value: object, base: ConnectionLimits) -> ConnectionLimits:
-    limits = _map(value, "webhook.server.limits")
-    _known_keys(limits, "webhook.server.limits", tuple(LIMIT_KEYS))
-    changes: dict[str, Any] = {}
-    for key, raw in limits.items():
-        name, lowest, highest = LIMIT_KEYS[key]
-        path = f"webhook.server.limits.{key}"
-        number = _number(raw, path) if key.endswith("Seconds") else _int(raw, path)
-        if not lowest <= number <= highest:
-            raise ConfigError(f"{path}: {number} is not in [{lowest}, {highest}]")
-        changes[name] = number
-    result = replace(base, **changes)
-    if result.max_body_bytes_in_flight < result.max_body_bytes:
+def _seconds_in(lowest: float, highest: float) -> _Reader:
+    def read(value: object, path: str) -> float:
+        amount = _number(value, path)
+        if not lowest <= amount <= highest:
+            raise ConfigError(f"{path}: {amount} is not in [{lowest}, {highest}]")
+        return amount
+
+    return read
+
+
+def _max_expiration(value: object, path: str) -> int:
+    maximum = _int(value, path)
+    if maximum < MIN_TOKEN_EXPIRATION:
+        raise ConfigError(f"{path}: {maximum} is under {MIN_TOKEN_EXPIRATION}")
+    return maximum
+
+
+def _account_template(value: object, path: str) -> str:
+    template = _str(value, path) or ""
+    try:
+        template.format(tenant="t", namespace="n", name="f")
+    except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(
-            "webhook.server.limits.maxBodyBytesInFlight: "
-            f"{result.max_body_bytes_in_flight} is under maxBodyBytes ({result.max_body_bytes})"
-        )
-    return result
+            f"{path}: bad template {template!r} ({exc}); use {{tenant}}, {{namespace}} and {{name}}"
+        ) from None
+    return template
+
+
+def _bool_or_keep(value: object, path: str) -> object:
+    """true/false; null leaves the setting alone."""
+    return _KEEP if value is None else _bool(value, path)
+
+
+def _auto_or_bool(value: object, path: str) -> object:
+    """`auto` follows the worker's class name (already read); true/false force it."""
+    return _KEEP if value == "auto" else _bool(value, path)
+
+
+def _allowed_options(value: object, path: str) -> tuple[str, ...]:
+    allowed = _str_list(value, path)
+    for option in allowed:
+        if option not in OPTION_FIELDS:
+            raise ConfigError(
+                f"{path}: unknown option {option!r} (options: {', '.join(OPTION_FIELDS)})"
+            )
+    return allowed
+
+
+def _max_resources(value: object, path: str) -> dict[str, str]:
+    maximums = {}
+    for name, amount in _map(value, path).items():
+        if not quantity.is_quantity(amount):
+            raise ConfigError(f"{path}.{name}: {amount!r} is not a quantity")
+        maximums[str(name)] = quantity.normalise(amount)
+    return maximums
+
+
+def _rule_actions(value: object, path: str) -> object:
+    actions: dict[str, Action] = {}
+    for rule, action in _map(value, path).items():
+        if rules.find(rule) is None:
+            known = ", ".join(r.id for r in rules.declared())
+            raise ConfigError(f"{path}.{rule}: unknown rule (rules: {known})")
+        action = "off" if action is False else action
+        actions[rule] = _choice(action, f"{path}.{rule}", ACTIONS)  # type: ignore[assignment]
+    return actions or _KEEP
+
+
+def _host_paths(value: object, path: str) -> tuple[str, ...]:
+    paths = _str_list(value, path)
+    for item in paths:
+        if not item.startswith("/"):
+            raise ConfigError(f"{path}: {item!r} is not an absolute path")
+    return paths
+
+
+def _cert_dir(value: object, path: str) -> str:
+    return _str(value, path, allow_none=False) or ""
+
+
+def _tls_version(value: object, path: str) -> str:
+    text = str(value) if isinstance(value, float | int) else value  # YAML reads 1.2 as a number
+    return _choice(text, path, ("1.2", "1.3"))
+
+
+def _kube_timeout(value: object, path: str) -> float:
+    timeout = _number(value, path)
+    if not 0 < timeout <= 30:
+        raise ConfigError(f"{path}: {timeout} is not in (0, 30]")
+    return timeout
 
 
 def _port(value: object, path: str) -> int:
@@ -899,6 +740,126 @@ def _port(value: object, path: str) -> int:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{path}: {port} is not a port number")
     return port
+
+
+WEBHOOK_KEYS: Final = (
+    Key("naming.labelStyle", "label_style", _one_of("documented", "pulsar-runtime")),
+    Key("secrets.verify", "secrets_verify", _one_of("off", "warn", "deny", false_is="off")),
+    Key("tokens.allowedAudiences", "allowed_audiences", _str_list),
+    Key("tokens.requireAudience", "require_audience", _bool),
+    Key("tokens.maxExpirationSeconds", "max_expiration_seconds", _max_expiration),
+    Key("tokens.serviceAccountName", "service_account_template", _account_template),
+    Key("tokens.automountServiceAccountToken", "automount_service_account_token", _bool_or_keep),
+    Key("customizer.enabled", "customizer_enabled", _auto_or_bool),
+    Key("customizer.allowedOptions", "allowed_options", _allowed_options),
+    Key("customizer.allowedTolerationKeys", "allowed_toleration_keys", _str_list),
+    Key("customizer.allowedNodeSelectorKeys", "allowed_node_selector_keys", _str_list),
+    Key("customizer.maxResources", "max_container_resources", _max_resources),
+    Key("policy.enforcement", "enforcement", _one_of("deny", "warn", "audit")),
+    Key("policy.rules", "rules", _rule_actions),
+    Key("pod.deniedLabelKeys", "pod.denied_label_keys", _str_list),
+    Key("pod.deniedAnnotationKeys", "pod.denied_annotation_keys", _str_list),
+    Key("pod.allowedHostPaths", "pod.allowed_host_paths", _host_paths),
+    Key("limits.maxJsonDepth", "limits.max_json_depth", _whole_in(8, 1_000_000)),
+    Key("limits.maxNumberDigits", "limits.max_number_digits", _whole_in(20, 1_000_000)),
+    Key("limits.maxSecrets", "limits.max_secrets", _whole_in(1, 1_000_000)),
+    Key("limits.maxCommandLength", "limits.max_command_length", _whole_in(1024, 1_000_000)),
+    Key("server.port", "server.port", _port),
+    Key("server.metricsPort", "server.metrics_port", _port),
+    Key("server.certDir", "server.cert_dir", _cert_dir),
+    Key("server.clientCA", "server.client_ca", _str),
+    Key("server.tlsMinVersion", "server.tls_min_version", _tls_version),
+    Key("server.connections.maxConnections", "server.limits.max_connections", _whole_in(1, 100_000)),
+    Key("server.connections.handshakeTimeoutSeconds", "server.limits.handshake_timeout_seconds", _seconds_in(0.1, 300)),
+    Key("server.connections.headerTimeoutSeconds", "server.limits.header_timeout_seconds", _seconds_in(0.1, 300)),
+    Key("server.connections.bodyTimeoutSeconds", "server.limits.body_timeout_seconds", _seconds_in(0.1, 300)),
+    Key("server.connections.idleTimeoutSeconds", "server.limits.idle_timeout_seconds", _seconds_in(0.1, 3600)),
+    Key("server.connections.maxHeaderBytes", "server.limits.max_header_bytes", _whole_in(1024, 1024**2)),
+    Key("server.connections.maxBodyBytes", "server.limits.max_body_bytes", _whole_in(64 * 1024, 64 * 1024**2)),
+    Key("server.connections.maxBodyBytesInFlight", "server.limits.max_body_bytes_in_flight", _whole_in(64 * 1024, 4 * 1024**3)),
+    Key("kube.kubeconfig", "kube.kubeconfig", _str),
+    Key("kube.timeoutSeconds", "kube.timeout_seconds", _kube_timeout),
+)  # fmt: skip
+# old name -> new name, under the same parent; the old one is read with a note
+RENAMED: Final = {"webhook.server.limits": "webhook.server.connections"}
+
+# the keys as a tree: section -> key -> Key or subsection, in declaration order
+_Tree = dict[str, "Key | _Tree"]
+
+
+def _tree(keys: tuple[Key, ...]) -> _Tree:
+    root: _Tree = {}
+    for key in keys:
+        *sections, last = key.name.split(".")
+        node = root
+        for section in sections:
+            child = node.setdefault(section, {})
+            assert isinstance(child, dict)
+            node = child
+        node[last] = key
+    return root
+
+
+_WEBHOOK_TREE: Final = _tree(WEBHOOK_KEYS)
+
+
+def _read_section(
+    doc: Mapping[str, Any], tree: _Tree, path: str, changes: dict[str, Any], notes: list[str]
+) -> None:
+    """Read one mapping of the section against its part of the tree, in declaration order;
+    unknown keys are errors, renamed ones are read under their new name with a note."""
+    renamed = {old.rsplit(".", 1)[1]: new.rsplit(".", 1)[1] for old, new in RENAMED.items()
+               if old.rsplit(".", 1)[0] == path}  # fmt: skip
+    _known_keys({key: None for key in doc if key not in renamed}, path, tuple(tree))
+    where = {name: name for name in tree}
+    for old, new in renamed.items():
+        if old in doc and new in doc:
+            raise ConfigError(f"{path}.{old}: give {new} only ({old} is its old name)")
+        if old in doc:
+            notes.append(f"{path}.{old} is deprecated: write it as {path}.{new} (same keys)")
+            where[new] = old
+    for name, node in tree.items():
+        written = where[name]
+        if written not in doc:
+            continue
+        if isinstance(node, Key):
+            value = node.read(doc[written], f"{path}.{written}")
+            if value is not _KEEP:
+                changes[node.field] = value
+        else:
+            _read_section(
+                _map(doc[written], f"{path}.{written}"), node, f"{path}.{written}", changes, notes
+            )
+
+
+def _with(value: Any, changes: Mapping[str, Any]) -> Any:
+    """`value` (a frozen dataclass) with dotted fields replaced, nested settings included."""
+    direct = {name: v for name, v in changes.items() if "." not in name}
+    nested: dict[str, dict[str, Any]] = {}
+    for name, v in changes.items():
+        if "." in name:
+            head, rest = name.split(".", 1)
+            nested.setdefault(head, {})[rest] = v
+    for head, inner in nested.items():
+        direct[head] = _with(getattr(value, head), inner)
+    return replace(value, **direct)
+
+
+def _webhook_section(section: Mapping[str, Any], base: Config) -> Config:
+    changes: dict[str, Any] = {}
+    notes: list[str] = []
+    _read_section(section, _WEBHOOK_TREE, "webhook", changes, notes)
+    config: Config = _with(base, changes)
+    limits = config.server.limits
+    if limits.max_body_bytes_in_flight < limits.max_body_bytes:
+        where = (
+            "limits" if "limits" in _map(section.get("server"), "webhook.server") else "connections"
+        )
+        raise ConfigError(
+            f"webhook.server.{where}.maxBodyBytesInFlight: "
+            f"{limits.max_body_bytes_in_flight} is under maxBodyBytes ({limits.max_body_bytes})"
+        )
+    return replace(config, notes=config.notes + tuple(notes)) if notes else config
 
 
 def from_mapping(doc: Mapping[str, Any]) -> Config:

@@ -12,10 +12,47 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.core import gson, naming, quantity
+from webhook.core import gson, naming, quantity, rules
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
 from webhook.core.config import Config, ConfigError, RuntimeOptions, parse_runtime_options
-from webhook.core.findings import Finding
+from webhook.core.rules import Finding
+
+OPTIONS = rules.declare(
+    "customizer/options",
+    "options parse (as lenient Gson reads them); only allowed fields; no `extraLabels` "
+    "entry overrides a selector key (denied by the mutating webhook, on the Service and "
+    "the StatefulSet)",
+)
+TOLERATIONS = rules.declare(
+    "customizer/tolerations",
+    "only allowed toleration keys, whether the function asks for them or the pod template "
+    "carries them (CREATE and UPDATE); the cluster's own `runtimeCustomizerConfig` "
+    "entries are exempt",
+)
+NODE_SELECTOR = rules.declare(
+    "customizer/node-selector",
+    "only allowed nodeSelector keys, whether the function asks for them or the pod "
+    "template carries them (CREATE and UPDATE); the cluster's own "
+    "`runtimeCustomizerConfig` entries are exempt",
+)
+RESERVED_KEYS = rules.declare(
+    "customizer/reserved-keys",
+    "a function's `extraLabels`/`extraAnnotations` set no key under `pf-webhook/` (the "
+    "mutation never writes them either)",
+)
+POD_LABELS = rules.declare(
+    "pod/labels",
+    "no pod-template label key matching `pod.deniedLabelKeys` (keys other workloads' "
+    "selectors use: `app`, `app.kubernetes.io/*`, `component`, ...), except selector "
+    "labels and the cluster config's own; a key a function asks for in `extraLabels` is "
+    "reported at that option",
+)
+POD_ANNOTATIONS = rules.declare(
+    "pod/annotations",
+    "no pod-template annotation key matching `pod.deniedAnnotationKeys` (AppArmor, "
+    "seccomp, mesh injection, `pf-webhook/*`), except the cluster config's own; reported "
+    "at `extraAnnotations` when the function asked for it",
+)
 
 RESERVED_PREFIX = "pf-webhook/"
 
@@ -33,19 +70,19 @@ def parse(
     try:
         doc = gson.loads(raw, max_depth=limits.max_json_depth, max_digits=limits.max_number_digits)
     except gson.GsonLimitError as exc:
-        return None, {}, [Finding("customizer/options", source, str(exc))], []
+        return None, {}, [Finding(OPTIONS, source, str(exc))], []
     except gson.GsonError as exc:
         message = f"not valid JSON, even read leniently as the worker does: {exc}"
-        return None, {}, [Finding("customizer/options", source, message)], []
+        return None, {}, [Finding(OPTIONS, source, message)], []
     if doc is None:
         return None, {}, [], []
     if not isinstance(doc, Mapping):
         message = f"must be a JSON object of customizer options, got {type(doc).__name__} (the worker fails to start such a function)"
-        return None, {}, [Finding("customizer/options", source, message)], []
+        return None, {}, [Finding(OPTIONS, source, message)], []
     try:
         options, notes = parse_runtime_options(doc, "customRuntimeOptions")
     except ConfigError as exc:
-        return None, dict(doc), [Finding("customizer/options", source, str(exc))], []
+        return None, dict(doc), [Finding(OPTIONS, source, str(exc))], []
     return options, dict(doc), [], notes
 
 
@@ -184,7 +221,7 @@ def check(
             if name not in config.allowed_options:
                 findings.append(
                     Finding(
-                        "customizer/options",
+                        OPTIONS,
                         f"{source}.{key}",
                         f"option {key!r} is not allowed here; allowed: {', '.join(config.allowed_options)}",
                     )
@@ -199,7 +236,7 @@ def check(
             if key.startswith(RESERVED_PREFIX):
                 findings.append(
                     Finding(
-                        "customizer/reserved-keys",
+                        RESERVED_KEYS,
                         f"{source}.{option}.{key}",
                         f"{option} may not set {key}: keys under {RESERVED_PREFIX} are the webhook's own",
                     )
@@ -210,7 +247,7 @@ def check(
             if toleration.get("key") not in config.allowed_toleration_keys:
                 findings.append(
                     Finding(
-                        "customizer/tolerations",
+                        TOLERATIONS,
                         f"{source}.tolerations[{index}]",
                         f"toleration key {toleration.get('key')!r} is not allowed; allowed: {', '.join(config.allowed_toleration_keys)}",
                     )
@@ -220,7 +257,7 @@ def check(
             if key not in config.allowed_node_selector_keys:
                 findings.append(
                     Finding(
-                        "customizer/node-selector",
+                        NODE_SELECTOR,
                         f"{source}.nodeSelectorLabels.{key}",
                         f"nodeSelector key {key!r} is not allowed; allowed: {', '.join(config.allowed_node_selector_keys)}",
                     )
@@ -267,7 +304,7 @@ def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> li
             continue
         findings.append(
             Finding(
-                "pod/labels",
+                POD_LABELS,
                 f"{source}.extraLabels.{key}",
                 denied_label_message(key),
             )
@@ -283,7 +320,7 @@ def _denied_pod_keys(options: RuntimeOptions, source: str, config: Config) -> li
             continue
         findings.append(
             Finding(
-                "pod/annotations",
+                POD_ANNOTATIONS,
                 f"{source}.extraAnnotations.{key}",
                 denied_annotation_message(key),
             )

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from webhook.core import bounded, naming
-from webhook.core.findings import Finding
+from webhook.core import bounded, naming, rules
+from webhook.core.rules import Finding
+
+LABEL_KEY = rules.declare("naming/label-key", "every label key is valid Kubernetes syntax")
+LABEL_VALUE = rules.declare("naming/label-value", "every label value is valid Kubernetes syntax")
 
 ORIGINALS_ANNOTATION = "pf-webhook/original-labels"
 LABEL_MAPS = (
@@ -71,15 +74,13 @@ def check(obj: dict[str, Any], style: naming.LabelStyle) -> list[Finding]:
             key_error = naming.label_key_error(key)
             if key_error:
                 findings.append(
-                    Finding(
-                        "naming/label-key", f"{where}[{key}]", f"invalid label key: {key_error}"
-                    )
+                    Finding(LABEL_KEY, f"{where}[{key}]", f"invalid label key: {key_error}")
                 )
             if not naming.is_label_value(value):
                 proposal = naming.to_label_value(value, style)
                 findings.append(
                     Finding(
-                        "naming/label-value",
+                        LABEL_VALUE,
                         f"{where}[{key}]",
                         f"invalid label value {value!r} (at most 63 alphanumerics, '-', '_', '.', alphanumeric at both ends); the mutating webhook would write {proposal!r}",
                     )

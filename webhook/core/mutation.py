@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.core import customizer, labels, naming, secrets, selector, tokens, workload
+from webhook.core import customizer, labels, naming, secrets, selector, shape, tokens, workload
 from webhook.core.analysis import Analysis, Refusal, analyse, command_edits
 from webhook.core.config import Config
 
@@ -74,7 +74,7 @@ def _override_denial(overrides: list[selector.Override], sources: list[str]) -> 
 def _mutate_service(obj: Any, config: Config) -> MutationResult:
     """The function's Service: the same label conversion as its StatefulSet, so both are
     created and the Service still selects the StatefulSet's pods."""
-    problem = workload.service_shape_error(obj)
+    problem = shape.service_problem(obj)
     if problem:
         return MutationResult(
             obj=obj, refusal=f"object of the wrong shape: {problem}", is_function=True

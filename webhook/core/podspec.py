@@ -13,9 +13,19 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.core import customizer, naming, tokens
+from webhook.core import customizer, naming, rules, tokens
 from webhook.core.config import Config, RuntimeOptions
-from webhook.core.findings import Finding
+from webhook.core.rules import Finding
+
+AUTH_MOUNTS = rules.declare(
+    "pod/auth-mounts",
+    "only the function container mounts the token volume (or whatever it mounts at "
+    "`/etc/auth`), and no other container mounts anything at or under `/etc/auth`",
+)
+HOST_PATH = rules.declare(
+    "pod/host-path",
+    "every `hostPath` volume lies under one of `pod.allowedHostPaths` (default: none)",
+)
 
 TEMPLATE = "spec.template"
 POD = "spec.template.spec"
@@ -93,7 +103,7 @@ def _labels(
             continue  # reported at the option that asked for it (customizer.check)
         found.append(
             Finding(
-                "pod/labels",
+                customizer.POD_LABELS,
                 f"{TEMPLATE}.metadata.labels[{key}]",
                 customizer.denied_label_message(key),
             )
@@ -120,7 +130,7 @@ def _annotations(
             continue
         found.append(
             Finding(
-                "pod/annotations",
+                customizer.POD_ANNOTATIONS,
                 f"{TEMPLATE}.metadata.annotations[{key}]",
                 customizer.denied_annotation_message(key),
             )
@@ -151,7 +161,7 @@ def _tolerations(
         shown = key if isinstance(key, str) else "(none: tolerates every taint)"
         found.append(
             Finding(
-                "customizer/tolerations",
+                customizer.TOLERATIONS,
                 f"{POD}.tolerations[{index}]",
                 f"toleration key {shown} is not allowed; allowed: {', '.join(config.allowed_toleration_keys)}",
             )
@@ -174,7 +184,7 @@ def _node_selector(
             continue
         found.append(
             Finding(
-                "customizer/node-selector",
+                customizer.NODE_SELECTOR,
                 f"{POD}.nodeSelector[{key}]",
                 f"nodeSelector key {key} is not allowed; allowed: {', '.join(config.allowed_node_selector_keys)}",
             )
@@ -217,7 +227,7 @@ def _auth_mounts(pod: Mapping[str, Any], function_index: int) -> list[Finding]:
                     continue
                 found.append(
                     Finding(
-                        "pod/auth-mounts",
+                        AUTH_MOUNTS,
                         f"{POD}.{key}[{ci}].volumeMounts[{mi}]",
                         f"container {_mapping(container).get('name')} {why}; only the function container may use {tokens.MOUNT_PATH} and its token",
                     )
@@ -238,7 +248,7 @@ def _host_paths(pod: Mapping[str, Any], config: Config) -> list[Finding]:
         where = "none are allowed" if not allowed else f"allowed: {', '.join(allowed)}"
         found.append(
             Finding(
-                "pod/host-path",
+                HOST_PATH,
                 f"{POD}.volumes[{index}].hostPath",
                 f"volume {_mapping(volume).get('name')} mounts a node directory; {where} (webhook.pod.allowedHostPaths)",
             )

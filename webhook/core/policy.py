@@ -13,10 +13,62 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from webhook.core import customizer, labels, naming, podspec, quantity, selector, tokens, workload
+from webhook.core import (
+    customizer,
+    labels,
+    naming,
+    podspec,
+    quantity,
+    rules,
+    selector,
+    shape,
+    tokens,
+    workload,
+)
 from webhook.core.analysis import Analysis, Refusal, analyse, command_edits
-from webhook.core.config import Action, Config, Resources
-from webhook.core.findings import Finding
+from webhook.core.config import Config, Resources
+from webhook.core.rules import Action, Finding
+
+UNEDITABLE = rules.declare(
+    "command/uneditable",
+    "our flags (`--secrets_provider`, `--client_auth_*`, `--tls_trust_cert_path`, Go's "
+    "`-instance-conf` members, the download step's auth flags) can be shown to reach the "
+    "instance's own argv; otherwise the mutation leaves the script untouched and says why",
+)
+STATEFULSET_NAME = rules.declare(
+    "naming/statefulset-name",
+    "DNS-1123 label, at most **52** characters; the message proposes a `jobName`",
+)
+SERVICE_NAME = rules.declare(
+    "naming/service-name",
+    "`spec.serviceName` (and a function Service's name) is a DNS-1035 label",
+)
+SECRET_EXISTS = rules.declare(
+    "secrets/exists",
+    "the Secret and key exist (needs a cluster; action from `secrets.verify`)",
+)
+CA_SECRET = rules.declare(
+    "tokens/ca-secret",
+    "the CA Secret exists and holds `ca.crt` (needs a cluster)",
+)
+SERVICE_ACCOUNT = rules.declare(
+    "tokens/service-account",
+    "the ServiceAccount the template names (`serviceAccountName`) exists, so a function "
+    "never starts under an identity nobody created (needs a cluster; a template naming "
+    "none runs as `default`)",
+)
+REQUESTS_WITHIN_LIMITS = rules.declare(
+    "resources/requests-within-limits",
+    "every request ≤ its limit (as quantities)",
+)
+BOUNDS = rules.declare(
+    "resources/bounds",
+    "Pulsar's min/max/granularity checks, and `customizer.maxResources`",
+)
+JOB_NAMESPACE = rules.declare(
+    "namespace/job-namespace",
+    "the object's namespace equals the merged `jobNamespace`",
+)
 
 
 @dataclass(frozen=True)
@@ -91,9 +143,9 @@ def named_service_account(obj: Any) -> str | None:
 def _decide(findings: list[Finding], config: Config) -> tuple[Decision, ...]:
     decisions = []
     for finding in findings:
-        action = config.action(finding.rule)
+        action = config.action(finding.rule.id)
         if action != "off":
-            decisions.append(Decision(finding.rule, action, finding.path, finding.message))
+            decisions.append(Decision(finding.rule.id, action, finding.path, finding.message))
     return tuple(dict.fromkeys(decisions))
 
 
@@ -102,7 +154,7 @@ def validate_service(
 ) -> ValidationResult:
     """A function's Service: its name, its labels and selector, no selector-key override, and
     (with cluster facts) a selector consistent with the function's StatefulSet."""
-    problem = workload.service_shape_error(obj)
+    problem = shape.service_problem(obj)
     if problem:
         return ValidationResult(refusal=f"object of the wrong shape: {problem}", is_function=True)
     obj = workload.without_nulls(obj)
@@ -112,7 +164,9 @@ def validate_service(
         findings.append(_service_name_finding("metadata.name", name))
     for override in selector.find(obj):
         source = selector.option_source(override.key, None, config)
-        findings.append(Finding(selector.RULE, override.path, selector.message(override, source)))
+        findings.append(
+            Finding(customizer.OPTIONS, override.path, selector.message(override, source))
+        )
     if facts is not None and facts.statefulsets is not None:
         findings += _service_selects(obj, facts.statefulsets)
     return ValidationResult(decisions=_decide(findings, config), is_function=True)
@@ -129,7 +183,7 @@ def _service_selects(obj: Mapping[str, Any], others: tuple[OtherStatefulSet, ...
         if other.name == name and not _selects(chosen, other.template_labels):
             found.append(
                 Finding(
-                    "naming/selector-collision",
+                    selector.COLLISION,
                     "spec.selector",
                     f"the Service does not select the pods of its StatefulSet {other.name} (their labels differ); the function would be unreachable",
                 )
@@ -137,7 +191,7 @@ def _service_selects(obj: Mapping[str, Any], others: tuple[OtherStatefulSet, ...
         elif other.name != name and _selects(chosen, other.template_labels):
             found.append(
                 Finding(
-                    "naming/selector-collision",
+                    selector.COLLISION,
                     "spec.selector",
                     f"the Service selects the pods of StatefulSet {other.name} too (labels truncated or converted to the same values); rename this function or give it a distinct jobName",
                 )
@@ -211,7 +265,7 @@ def _selector_overrides(
     found = []
     for override in selector.find(obj):
         source = selector.option_source(override.key, analysis.options, config)
-        found.append(Finding(selector.RULE, override.path, selector.message(override, source)))
+        found.append(Finding(customizer.OPTIONS, override.path, selector.message(override, source)))
     if config.customizer_enabled:
         chosen, _ = selector.selector_of(obj)
         merged = analysis.merged_options(config)
@@ -224,7 +278,7 @@ def _selector_overrides(
             if not any(f.message == selector.message(override, source) for f in found):
                 found.append(
                     Finding(
-                        selector.RULE,
+                        customizer.OPTIONS,
                         f"{analysis.details.options_source or 'customRuntimeOptions'}.extraLabels.{key}",
                         selector.message(override, source),
                     )
@@ -256,7 +310,7 @@ def _names(obj: Mapping[str, Any], analysis: Analysis) -> list[Finding]:
                 tenant=str(tenant), namespace=str(ns), name=str(fn)
             )
             hint = f'; set customRuntimeOptions {{"jobName": "{job}"}} (the worker then names it {result})'
-        found.append(Finding("naming/statefulset-name", "metadata.name", f"{name!r} {why}{hint}"))
+        found.append(Finding(STATEFULSET_NAME, "metadata.name", f"{name!r} {why}{hint}"))
     service = obj["spec"].get("serviceName")
     if service is not None and not naming.is_dns1035_label(service):
         found.append(_service_name_finding("spec.serviceName", service))
@@ -269,7 +323,7 @@ def _command(analysis: Analysis, config: Config) -> list[Finding]:
         return []
     edit = command_edits(analysis, config).edit
     where = f"{analysis.container_path}.command[2]"
-    return [Finding("command/uneditable", where, r) for r in (edit.refused if edit else [])]
+    return [Finding(UNEDITABLE, where, r) for r in (edit.refused if edit else [])]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,7 +357,7 @@ def _requests_within_limits(pod: Mapping[str, Any]) -> list[Finding]:
             if req is not None and lim is not None and req > lim:
                 found.append(
                     Finding(
-                        "resources/requests-within-limits",
+                        REQUESTS_WITHIN_LIMITS,
                         f"{where}.resources.requests.{name}",
                         f"request {request} is above the limit {limits[name]}; lower the request or raise the limit",
                     )
@@ -408,7 +462,7 @@ def _bounds(analysis: Analysis, pod: Mapping[str, Any], config: Config) -> list[
             granularity=config.granularities,
             lock_step=config.lock_step,
         ):
-            found.append(Finding("resources/bounds", where, message))
+            found.append(Finding(BOUNDS, where, message))
     for name, maximum in config.max_container_resources.items():
         cap = quantity.parse(maximum)
         for where, container in _containers(pod):
@@ -419,7 +473,7 @@ def _bounds(analysis: Analysis, pod: Mapping[str, Any], config: Config) -> list[
                 if amount is not None and amount > cap:
                     found.append(
                         Finding(
-                            "resources/bounds",
+                            BOUNDS,
                             f"{where}.resources.{part}.{name}",
                             f"{value} is above the cluster maximum {maximum} (webhook.customizer.maxResources)",
                         )
@@ -436,7 +490,7 @@ def _job_namespace(
     if wanted and actual and wanted != actual:
         return [
             Finding(
-                "namespace/job-namespace",
+                JOB_NAMESPACE,
                 "metadata.namespace",
                 f"the function belongs in namespace {wanted!r} (jobNamespace) but is in {actual!r}",
             )
@@ -458,16 +512,14 @@ def _cluster(
             where = f"{analysis.details.secrets_source}[{ref.env}]"
             if ref.secret not in facts.secrets:
                 found.append(
-                    Finding(
-                        "secrets/exists", where, f"could not check Secret {ref.secret}: {unknown}"
-                    )
+                    Finding(SECRET_EXISTS, where, f"could not check Secret {ref.secret}: {unknown}")
                 )
                 continue
             keys = facts.secrets[ref.secret]
             if keys is None:
                 found.append(
                     Finding(
-                        "secrets/exists",
+                        SECRET_EXISTS,
                         where,
                         f"Secret {ref.secret} does not exist in this namespace; create it before the function",
                     )
@@ -475,7 +527,7 @@ def _cluster(
             elif ref.key not in keys:
                 found.append(
                     Finding(
-                        "secrets/exists",
+                        SECRET_EXISTS,
                         where,
                         # its other key names are not ours to show to whoever creates this
                         f"Secret {ref.secret} has no key {ref.key!r}",
@@ -486,26 +538,24 @@ def _cluster(
         where = "spec.template.spec.volumes[service-account-token]"
         keys = facts.secrets.get(name) if name in facts.secrets else frozenset({"?"})
         if name not in facts.secrets:
-            found.append(
-                Finding("tokens/ca-secret", where, f"could not check CA Secret {name}: {unknown}")
-            )
+            found.append(Finding(CA_SECRET, where, f"could not check CA Secret {name}: {unknown}"))
         elif keys is None:
             found.append(
                 Finding(
-                    "tokens/ca-secret",
+                    CA_SECRET,
                     where,
                     f"CA Secret {name} does not exist in this namespace (brokerClientTrustCertsSecretName)",
                 )
             )
         elif key not in keys:
-            found.append(Finding("tokens/ca-secret", where, f"CA Secret {name} has no key {key!r}"))
+            found.append(Finding(CA_SECRET, where, f"CA Secret {name} has no key {key!r}"))
     account = named_service_account(obj)
     if account is not None:
         where = "spec.template.spec.serviceAccountName"
         if account not in facts.service_accounts:
             found.append(
                 Finding(
-                    "tokens/service-account",
+                    SERVICE_ACCOUNT,
                     where,
                     f"could not check ServiceAccount {account}: {unknown}",
                 )
@@ -513,7 +563,7 @@ def _cluster(
         elif not facts.service_accounts[account]:
             found.append(
                 Finding(
-                    "tokens/service-account",
+                    SERVICE_ACCOUNT,
                     where,
                     f"ServiceAccount {account} does not exist in this namespace; create it before "
                     "the function (its token is the function's Pulsar role)",
@@ -524,7 +574,7 @@ def _cluster(
     elif facts.unavailable:
         found.append(
             Finding(
-                "naming/selector-collision",
+                selector.COLLISION,
                 "spec.selector",
                 f"could not check other StatefulSets: {facts.unavailable}",
             )
@@ -547,7 +597,7 @@ def _collisions(obj: Mapping[str, Any], others: tuple[OtherStatefulSet, ...]) ->
         if _selects(other.selector, my_pods) or _selects(mine, other.template_labels):
             found.append(
                 Finding(
-                    "naming/selector-collision",
+                    selector.COLLISION,
                     "spec.selector.matchLabels",
                     f"StatefulSet {other.name} in this namespace selects the same pods (labels truncated or converted to the same values); rename this function or give it a distinct jobName",
                 )
@@ -558,7 +608,7 @@ def _collisions(obj: Mapping[str, Any], others: tuple[OtherStatefulSet, ...]) ->
 def _service_name_finding(path: str, value: object) -> Finding:
     """A Service's name (or a StatefulSet's serviceName) that is not a DNS-1035 label."""
     return Finding(
-        "naming/service-name",
+        SERVICE_NAME,
         path,
         f"{value!r} is not a DNS-1035 label (start with a letter; lower-case alphanumerics and '-'; at most 63)",
     )

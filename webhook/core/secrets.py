@@ -11,10 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core import bounded, command, naming
+from webhook.core import bounded, command, naming, rules
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
-from webhook.core.findings import Finding
+from webhook.core.rules import Finding
 from webhook.core.workload import Runtime
+
+ENTRY = rules.declare(
+    "secrets/entry",
+    "Pulsar's checks with Pulsar's messages, plus env var, Secret and key names; at most "
+    "`limits.maxSecrets` entries",
+)
 
 JAVA_PROVIDER = "org.apache.pulsar.functions.secretsprovider.EnvironmentBasedSecretsProvider"
 PYTHON_PROVIDER = "secretsprovider.EnvironmentBasedSecretsProvider"
@@ -44,21 +50,21 @@ def parse(
     try:
         doc = bounded.loads(raw, limits)
     except bounded.JsonLimitError as exc:
-        return [], [Finding("secrets/entry", source, str(exc))]
+        return [], [Finding(ENTRY, source, str(exc))]
     if doc is None:
         return [], []
     if not isinstance(doc, Mapping):
-        return [], [Finding("secrets/entry", source, "must be a JSON object {ENV: {path, key}}")]
+        return [], [Finding(ENTRY, source, "must be a JSON object {ENV: {path, key}}")]
     if len(doc) > limits.max_secrets:
         too_many = f"has {len(doc)} entries; at most {limits.max_secrets} are allowed (webhook.limits.maxSecrets)"
-        return [], [Finding("secrets/entry", source, too_many)]
+        return [], [Finding(ENTRY, source, too_many)]
     refs: list[SecretRef] = []
     problems: list[Finding] = []
     for env, value in doc.items():
         where = f"{source}[{env}]"
         message = _entry_problem(env, value)
         if message:
-            problems.append(Finding("secrets/entry", where, message))
+            problems.append(Finding(ENTRY, where, message))
         else:
             refs.append(SecretRef(env=env, secret=value["path"], key=value["key"]))
     return refs, problems

@@ -17,10 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.core import customizer, rules
 from webhook.core import labels as label_maps
 from webhook.core.config import Config, RuntimeOptions
 
-RULE = "customizer/options"
+COLLISION = rules.declare(
+    "naming/selector-collision",
+    "no other StatefulSet in the namespace selects the same pods; a function's Service "
+    "selects its own StatefulSet's pods and no other's (needs a cluster)",
+)
+
+# the id overrides are reported under: an option that overrides a selector key is a bad option
+RULE = customizer.OPTIONS.id
 
 
 @dataclass(frozen=True)

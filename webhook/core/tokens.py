@@ -12,10 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.core import command, naming
+from webhook.core import command, naming, rules
 from webhook.core.config import Config
-from webhook.core.findings import Finding
+from webhook.core.rules import Finding
 from webhook.core.workload import FunctionDetails
+
+AUDIENCE = rules.declare("tokens/audience", "audience present when required, and allowed")
+EXPIRATION = rules.declare("tokens/expiration", "within [600, `maxExpirationSeconds`]")
+MOUNT_PATH_CLASH = rules.declare("tokens/mount-path", "no container mounts two volumes at one path")
 
 VOLUME = "service-account-token"
 WORKER_CA_VOLUME = "ca-cert"
@@ -341,7 +345,7 @@ def check(pod: Mapping[str, Any], config: Config) -> list[Finding]:
         if token.audience is None and config.require_audience:
             findings.append(
                 Finding(
-                    "tokens/audience",
+                    AUDIENCE,
                     where,
                     "an audience is required (webhook.tokens.requireAudience); set serviceAccountTokenAudience",
                 )
@@ -349,7 +353,7 @@ def check(pod: Mapping[str, Any], config: Config) -> list[Finding]:
         if config.allowed_audiences and (token.audience or "") not in config.allowed_audiences:
             findings.append(
                 Finding(
-                    "tokens/audience",
+                    AUDIENCE,
                     f"{where}.audience",
                     f"audience {token.audience or '(API server default)'!r} is not allowed; use one of: {', '.join(config.allowed_audiences)}",
                 )
@@ -358,7 +362,7 @@ def check(pod: Mapping[str, Any], config: Config) -> list[Finding]:
         if expiration is None or not 600 <= expiration <= config.max_expiration_seconds:
             findings.append(
                 Finding(
-                    "tokens/expiration",
+                    EXPIRATION,
                     f"{where}.expirationSeconds",
                     f"{expiration if expiration is not None else 'unset'} is outside [600, {config.max_expiration_seconds}] seconds",
                 )
@@ -371,7 +375,7 @@ def check(pod: Mapping[str, Any], config: Config) -> list[Finding]:
                 if path in seen:
                     findings.append(
                         Finding(
-                            "tokens/mount-path",
+                            MOUNT_PATH_CLASH,
                             f"spec.template.spec.{key}[{ci}].volumeMounts[{mi}]",
                             f"volumes {seen[path]} and {mount.get('name')} are both mounted at {path}; "
                             "Kubernetes refuses this: use one projected volume with both sources",

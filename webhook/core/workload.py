@@ -15,9 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from webhook.core import bounded, command
+from webhook.core import bounded, command, rules
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
 from webhook.core.errors import UserError
+
+DETAILS = rules.declare(
+    "function/details",
+    "the function details parse, within `limits` (the `sh -c` script within "
+    "`limits.maxCommandLength`)",
+)
 
 ENABLED_ANNOTATION = "pf-webhook/enabled"
 SECRETS_ANNOTATION = "pf-webhook/secrets"
@@ -132,128 +138,6 @@ def is_function_service(obj: object) -> bool:
     if obj.get("apiVersion") not in (None, "v1"):
         return False
     return opts_in(obj) or _worker_selector(_spec(obj).get("selector"))
-
-
-class MapOf:
-    """Schema node: a mapping with string keys whose values all match `value`."""
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-
-_ITEMS = [{"key": str, "path": str}]
-_SOURCE = {
-    "serviceAccountToken": {"audience": str, "expirationSeconds": int, "path": str},
-    "secret": {"name": str, "items": _ITEMS},
-}
-_VOLUME = {
-    "name": str,
-    "secret": {"secretName": str, "items": _ITEMS},
-    "projected": {"sources": [_SOURCE]},
-}
-_QUANTITY = (str, int, float)
-_CONTAINER = {
-    "name": str,
-    "command": [str],
-    "env": [{"name": str, "value": str, "valueFrom": {}}],
-    "volumeMounts": [{"name": str, "mountPath": str}],
-    "resources": {"limits": MapOf(_QUANTITY), "requests": MapOf(_QUANTITY)},
-}
-_METADATA = {"name": str, "namespace": str, "labels": MapOf(str), "annotations": MapOf(str)}
-_POD = {
-    "serviceAccountName": str,
-    "nodeSelector": MapOf(str),
-    "volumes": [_VOLUME],
-    "tolerations": [{}],
-    "containers": [_CONTAINER],
-    "initContainers": [_CONTAINER],
-}
-SCHEMA = {
-    "metadata": _METADATA,
-    "spec": {
-        "serviceName": str,
-        "selector": {"matchLabels": MapOf(str)},
-        "template": {"metadata": _METADATA, "spec": _POD},
-    },
-}
-REQUIRED = (
-    "metadata",
-    "spec",
-    "spec.template",
-    "spec.template.spec",
-    "spec.template.spec.containers",
-)
-_NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer"}
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _shape(value: Any, schema: object, path: str) -> str | None:
-    """The first place where `value` does not match `schema` (nulls count as absent)."""
-    if value is None:
-        return f"{path} is required" if path in REQUIRED else None
-    if isinstance(schema, dict):
-        if not isinstance(value, Mapping):
-            return f"{path} must be a mapping, got {_kind(value)}"
-        for key, child in schema.items():
-            found = _shape(value.get(key), child, f"{path}.{key}" if path else key)
-            if found:
-                return found
-        if not path:
-            for required in REQUIRED:
-                node: Any = value
-                for part in required.split("."):
-                    node = node.get(part) if isinstance(node, Mapping) else None
-                if node is None:
-                    return f"{required} is required"
-        return None
-    if isinstance(schema, list):
-        if not isinstance(value, list):
-            return f"{path} must be a list, got {_kind(value)}"
-        for index, item in enumerate(value):
-            if item is None:
-                return f"{path}[{index}] must not be null"
-            found = _shape(item, schema[0], f"{path}[{index}]")
-            if found:
-                return found
-        return None
-    if isinstance(schema, MapOf):
-        if not isinstance(value, Mapping):
-            return f"{path} must be a mapping, got {_kind(value)}"
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{path} keys must be strings, got {_kind(key)}"
-            found = _shape(item, schema.value, f"{path}[{key}]")
-            if found:
-                return found
-        return None
-    types = schema if isinstance(schema, tuple) else (schema,)
-    if isinstance(value, bool) or not isinstance(value, types):
-        expected = " or ".join(_NAMES.get(t, t.__name__) for t in types)
-        return f"{path} must be {expected}, got {_kind(value)}"
-    return None
-
-
-def shape_error(obj: Mapping[str, Any]) -> str | None:
-    """Why the object does not have the shape of a StatefulSet where we read or write, or None.
-
-    A real API server decodes objects before calling us, so this only fires for hand-made
-    reviews and manifests; every later step may then trust the shape (null means absent, and
-    the mutation drops nulls from its copy).
-    """
-    return _shape(obj, SCHEMA, "")
-
-
-def service_shape_error(obj: Mapping[str, Any]) -> str | None:
-    """Why a Service does not have the shape we read and write (metadata and spec.selector)."""
-    for required in ("metadata", "spec"):
-        if not isinstance(obj.get(required), Mapping):
-            return f"{required} is required and must be a mapping"
-    return _shape(obj["metadata"], _METADATA, "metadata") or _shape(
-        obj["spec"], {"selector": MapOf(str)}, "spec"
-    )
 
 
 def without_nulls(value: Any) -> Any:

@@ -10,6 +10,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from webhook.core import rules
+
 # up to the API server's longest webhook timeout (our manifests use 5 s)
 LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)  # fmt: skip
 TIMED_PATHS: Final = {"/mutate": "mutate", "/validate": "validate"}
@@ -69,6 +71,9 @@ class Metrics:
             ["rule", "action"],
             registry=r,
         )
+        for rule in rules.declared():  # every rule has its series from the start, at 0
+            for action in ("deny", "warn", "audit"):
+                self.findings.labels(rule.id, action)
         self.errors = Counter(
             "pf_webhook_errors",
             "Requests we could not answer normally, by kind.",
