@@ -1,9 +1,9 @@
 """Benchmark: in-process cost of one review, per golden fixture (tests/golden/*.yaml).
 
 The path production takes for a request body, through the server's own functions
-(`common.review_body`): strict JSON with orjson (`wire.load_json`), the envelope check
-(`review.parse`), the answer (`review.respond`, with its JSONPatch in base64) and the compact
-JSON answer (`wire.dumps`); no network, no cluster lookups (facts=None, as `serve` without a
+(`common.review_body`): the body read once (`handlers.parse_body`: strict JSON with orjson,
+the envelope, the object detected and analysed) and answered (`handlers.answer`:
+`review.respond`, with its JSONPatch in base64, as compact JSON text); no network, no cluster lookups (facts=None, as `serve` without a
 cluster). The object and config come from the golden harness; every
 iteration's review is distinct (tenant, namespace or name changed, same lengths), so no cache
 can answer it; a fixture whose varied copies are decided differently from the fixture itself

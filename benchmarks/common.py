@@ -35,10 +35,9 @@ EXAMPLE_CONFIG = ROOT / "examples" / "functions_worker.yml"
 
 def review_body(body: bytes, config: Config, mode: str) -> str:
     """One request body to its answer's JSON text by the path `serve` takes on its review
-    thread (the handlers' own functions: strict JSON, the review read, the answer written);
-    no cluster lookups, as `serve` without a cluster."""
-    parsed = handlers._parse(body)
-    text, _ = handlers._respond(parsed, config, mode, None)  # type: ignore[arg-type]
+    thread (`handlers.parse_body`: strict JSON, the review read once; `handlers.answer`: the
+    answer written); no cluster lookups, as `serve` without a cluster."""
+    text, _ = handlers.answer(handlers.parse_body(body, config), mode, None)  # type: ignore[arg-type]
     return text
 
 

@@ -115,10 +115,10 @@ def _reviews(
 ) -> Iterator[review.AdmissionReview]:
     for doc in docs:
         try:
-            parsed = review.parse(doc)
+            parsed = review.parse(doc, config)
         except review.ReviewError as exc:
             raise InputError(f"AdmissionReview: {exc}") from None
-        yield review.respond(parsed, config, mode=mode)[0]
+        yield review.respond(parsed, mode=mode)[0]
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:

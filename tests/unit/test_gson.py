@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webhook.core import customizer, gson
 
@@ -64,3 +69,44 @@ def test_a_fractional_long_is_refused_as_gson_refuses_it() -> None:
     )
     assert [f.rule.id for f in findings] == ["customizer/options"]
     assert "30.5" in findings[0].message
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**80), max_value=10**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_json_values, indent=st.sampled_from([None, 1]), ascii=st.booleans())
+def test_strict_json_reads_the_same_by_the_fast_path_and_the_lenient_reader(
+    value: Any, indent: int | None, ascii: bool
+) -> None:
+    """Strict JSON goes through the C parser; it must read exactly as the lenient reader
+    reads it (numbers kept as written, the same limits and errors), or fall back to it."""
+    text = json.dumps(value, indent=indent, ensure_ascii=ascii)
+    for depth, digits in ((64, 64), (2, 64), (64, 5)):
+        try:
+            lenient: Any = gson._Reader(text, depth, digits).value(0)
+        except gson.GsonError as exc:
+            with pytest.raises(gson.GsonError) as caught:
+                gson.loads(text, max_depth=depth, max_digits=digits)
+            assert str(caught.value) == str(exc)
+            continue
+        fast = gson.loads(text, max_depth=depth, max_digits=digits)
+        assert fast == lenient and _types(fast) == _types(lenient)
+
+
+def _types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    return type(value).__name__

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import worker
-from webhook.core import bounded, config, mutation, policy, quantity, review, secrets
+from webhook.core import bounded, cluster, config, mutation, policy, quantity, review, secrets
 from webhook.core.config import Config
+from webhook.server import handlers, wire
 
 CUSTOMIZER = "org.apache.pulsar.functions.runtime.kubernetes.BasicKubernetesManifestCustomizer"
 SECRETS_CONFIGURATOR = (
@@ -59,17 +60,17 @@ def review_of(obj: Any, operation: str = "CREATE") -> dict[str, Any]:
 
 
 def mutate_then_validate(
-    obj: dict[str, Any], cfg: Config, facts: policy.ClusterFacts | None = None
+    obj: dict[str, Any], cfg: Config, facts: cluster.ClusterFacts | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """What the API server does: /mutate, apply the patch, /validate the result."""
-    mutated, _ = review.respond(review.parse(review_of(obj)), cfg, mode="mutate")
+    mutated, _ = review.respond(review.parse(review_of(obj), cfg), mode="mutate")
     response = mutated["response"]
     stored = copy.deepcopy(obj)
     if "patch" in response:
         ops = json.loads(base64.b64decode(response["patch"]))
         stored = jsonpatch.apply_patch(stored, ops)
     validated, _ = review.respond(
-        review.parse(review_of(stored)), cfg, mode="validate", facts=facts
+        review.parse(review_of(stored), cfg), mode="validate", facts=facts
     )
     return response, stored, validated["response"]
 
@@ -99,7 +100,7 @@ def test_a_function_cannot_write_the_annotations_its_options_are_judged_by(
         secrets={"STOLEN": {"path": "other-teams-secret", "key": "password"}},
         custom_runtime_options={**FORBIDDEN_OPTIONS, "extraAnnotations": {annotation: "{}"}},
     )
-    facts = policy.ClusterFacts(secrets={"other-teams-secret": None})
+    facts = cluster.ClusterFacts(secrets={"other-teams-secret": None})
     mutated, stored, validated = mutate_then_validate(sts, strict_config(), facts)
     assert annotation not in stored["metadata"].get("annotations", {})
     assert annotation not in stored["spec"]["template"]["metadata"].get("annotations", {})
@@ -204,7 +205,7 @@ def test_a_24000_entry_secrets_map_is_handled_when_the_limit_allows_it() -> None
     # the map sits in --function_details: a 1 MB command line, so both limits are raised
     limits = bounded.Limits(max_secrets=24_000, max_command_length=4_000_000)
     cfg = dataclasses.replace(config.default_config(), limits=limits)
-    answer, _ = review.respond(review.parse(review_of(sts)), cfg, mode="mutate")
+    answer, _ = review.respond(review.parse(review_of(sts), cfg), mode="mutate")
     response = answer["response"]
     ops = json.loads(base64.b64decode(response["patch"]))
     env = jsonpatch.apply_patch(sts, ops)["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -347,10 +348,8 @@ GRANULAR = config.from_mapping(
 
 
 def _answers(body: Any, cfg: Config) -> list[dict[str, Any]]:
-    parsed = review.parse(body)
-    return [
-        review.respond(parsed, cfg, mode=mode)[0]["response"] for mode in ("mutate", "validate")
-    ]
+    parsed = review.parse(body, cfg)
+    return [review.respond(parsed, mode=mode)[0]["response"] for mode in ("mutate", "validate")]
 
 
 @pytest.mark.parametrize("index", range(len(_hostile_objects())))
@@ -394,8 +393,10 @@ def test_an_object_beyond_the_limits_is_refused_naming_the_limit(obj: Any, words
     ids=["huge-int", "deep", "nan", "inf"],
 )
 def test_an_unreadable_body_is_a_review_error(body: bytes) -> None:
-    with pytest.raises(review.ReviewError):
-        review.parse(body)
+    """The server's reading of a body: not strict JSON, or not an AdmissionReview (1e999 is
+    read as infinity, in no AdmissionReview): a 400 naming why, never a traceback."""
+    with pytest.raises((wire.BadJson, review.ReviewError)):
+        handlers.parse_body(body, config.default_config())
 
 
 def test_cpu_that_is_not_finite_is_a_function_details_finding() -> None:
@@ -544,7 +545,7 @@ def test_values_we_replace_and_other_secret_keys_never_appear_in_any_answer() ->
     container["command"][-1] = (
         script + " --client_auth_params LEAK-auth-params --secrets_provider LEAK-provider"
     )
-    facts = policy.ClusterFacts(secrets={"db": frozenset({"user", "LEAK-other-key"})})
+    facts = cluster.ClusterFacts(secrets={"db": frozenset({"user", "LEAK-other-key"})})
     mutated, _, validated = mutate_then_validate(sts, cfg, facts)
     assert mutated["warnings"], "the replacements must still be reported"
     assert "secrets/exists" in validated["auditAnnotations"]["rules"]

@@ -132,7 +132,7 @@ def updated(change: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     edited = copy.deepcopy(stored)
     change(edited["spec"]["template"]["spec"])
     answer, _ = review.respond(
-        review.parse(review_of(edited, "UPDATE")), strict_config(), mode="validate"
+        review.parse(review_of(edited, "UPDATE"), strict_config()), mode="validate"
     )
     return edited, answer["response"]
 

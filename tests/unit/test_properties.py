@@ -224,15 +224,12 @@ def test_no_secret_value_appears_in_output_patch_or_warnings(
             assert not policy.validate(result.obj, cfg).allowed
         else:
             assert planted not in json.dumps(result.obj)
-    reply, _ = review.respond(
-        {
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {"uid": "u", "operation": "CREATE", "object": obj},
-        },
-        cfg,
-        mode="validate",
-    )
+    doc = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {"uid": "u", "operation": "CREATE", "object": obj},
+    }
+    reply, _ = review.respond(review.parse(doc, cfg), mode="validate")
     assert planted not in json.dumps(reply)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests import pulsar_cases, worker
 from webhook import cli
-from webhook.core import command, config, mutation, naming, policy, workload
+from webhook.core import cluster, command, config, mutation, naming, policy, workload
 from webhook.core.config import Config, Resources
 
 CASES = {case.id: case for case in pulsar_cases.CASES}
@@ -276,22 +276,22 @@ def test_with_cluster_facts_the_service_must_select_its_own_statefulsets_pods_on
     sts = mutation.mutate(sts, cfg).obj
     name = sts["metadata"]["name"]
     template = sts["spec"]["template"]["metadata"]["labels"]
-    own = policy.OtherStatefulSet(name, sts["spec"]["selector"]["matchLabels"], template)
-    facts = policy.ClusterFacts(statefulsets=(own,))
+    own = cluster.OtherStatefulSet(name, sts["spec"]["selector"]["matchLabels"], template)
+    facts = cluster.ClusterFacts(statefulsets=(own,))
     assert policy.validate(service, cfg, facts=facts).decisions == ()
-    moved = policy.OtherStatefulSet(name, {}, {**template, "name": "other"})
+    moved = cluster.OtherStatefulSet(name, {}, {**template, "name": "other"})
     lines = [
         d.line()
         for d in policy.validate(
-            service, cfg, facts=policy.ClusterFacts(statefulsets=(moved,))
+            service, cfg, facts=cluster.ClusterFacts(statefulsets=(moved,))
         ).decisions
     ]
     assert lines and "does not select the pods of its StatefulSet" in lines[0]
-    twin = policy.OtherStatefulSet("pf-public-default-twin", {}, template)
+    twin = cluster.OtherStatefulSet("pf-public-default-twin", {}, template)
     lines = [
         d.line()
         for d in policy.validate(
-            service, cfg, facts=policy.ClusterFacts(statefulsets=(own, twin))
+            service, cfg, facts=cluster.ClusterFacts(statefulsets=(own, twin))
         ).decisions
     ]
     assert lines and "selects the pods of StatefulSet pf-public-default-twin too" in lines[0]

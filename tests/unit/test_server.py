@@ -36,8 +36,8 @@ from tests.worker import statefulset
 from webhook import cli, configfile
 from webhook.certs.pki import generate
 from webhook.core import mutation
+from webhook.core.cluster import ClusterFacts, Lookups
 from webhook.core.config import Config, default_config, loads
-from webhook.core.policy import ClusterFacts
 from webhook.server import app, facts, handlers, logs, tls
 from webhook.server.metrics import Metrics
 from webhook.server.state import ServerState
@@ -106,12 +106,14 @@ class FakeProvider:
     ) -> None:
         self.answer, self.delay, self.is_ready = facts, delay, ready
         self.namespaces: list[str] = []
+        self.asked: list[Lookups] = []
         self.closed = False
 
     async def facts(
-        self, obj: Mapping[str, Any], *, namespace: str, config: Config
+        self, lookups: Lookups, *, namespace: str, timeout: float
     ) -> ClusterFacts | None:
         self.namespaces.append(namespace)
+        self.asked.append(lookups)
         await asyncio.sleep(self.delay)
         return self.answer
 
@@ -423,6 +425,8 @@ async def test_validate_asks_the_provider_with_the_request_namespace(
         client, "/validate", admission_review(obj, namespace="functions-prod")
     )
     assert provider.namespaces == ["functions-prod"]
+    # the plain lookups the core worked out from its one reading of the object
+    assert provider.asked == [Lookups(secrets=("db-creds",), statefulsets=True)]
     assert any("Secret db-creds does not exist" in w for w in answer["response"]["warnings"])
     await post_review(client, "/mutate", admission_review(obj))
     assert provider.namespaces == ["functions-prod"], "mutate needs no cluster facts"
@@ -463,7 +467,7 @@ async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
     review needing a live Secret read gets the same decision, within one budget."""
     from kubernetes_asyncio import client as k8s
 
-    from webhook.kube.caches import ClusterFacts
+    from webhook.kube.caches import ClusterCaches
 
     silent: list[asyncio.StreamWriter] = []
 
@@ -473,7 +477,7 @@ async def test_an_api_server_that_never_answers_always_gives_the_same_decision(
     peer = await asyncio.start_server(accept, "127.0.0.1", 0)
     port = peer.sockets[0].getsockname()[1]
     api = k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{port}"))
-    provider = ClusterFacts(api, timeout=0.2)
+    provider = ClusterCaches(api, timeout=0.2)
     for reflector in (*provider.secret_meta.values(), provider.statefulsets):
         reflector.synced.set()  # as after the first list; the watches are not started
     config = loads("webhook: {kube: {timeoutSeconds: 0.2}, secrets: {verify: warn}}")

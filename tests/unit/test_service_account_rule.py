@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests import worker
-from webhook.core import policy, rules
+from webhook.core import cluster, policy, rules
 from webhook.core.config import default_config, loads
 
 
@@ -16,7 +16,7 @@ def _sts(**pod: Any) -> dict[str, Any]:
     return obj
 
 
-def _rules(obj: dict[str, Any], facts: policy.ClusterFacts | None) -> list[tuple[str, str, str]]:
+def _rules(obj: dict[str, Any], facts: cluster.ClusterFacts | None) -> list[tuple[str, str, str]]:
     result = policy.validate(obj, default_config(), facts=facts, namespace="fns")
     return [
         (d.rule, d.action, d.message)
@@ -34,10 +34,10 @@ def test_rule_is_declared() -> None:
 def test_named_account_must_exist() -> None:
     obj = _sts(serviceAccountName="pf-fn")
     assert policy.named_service_account(obj) == "pf-fn"
-    assert _rules(obj, policy.ClusterFacts(service_accounts={"pf-fn": True})) == []
-    [(_, action, message)] = _rules(obj, policy.ClusterFacts(service_accounts={"pf-fn": False}))
+    assert _rules(obj, cluster.ClusterFacts(service_accounts={"pf-fn": True})) == []
+    [(_, action, message)] = _rules(obj, cluster.ClusterFacts(service_accounts={"pf-fn": False}))
     assert action == "deny" and "ServiceAccount pf-fn does not exist" in message
-    [(_, _, unknown)] = _rules(obj, policy.ClusterFacts(unavailable="timed out"))
+    [(_, _, unknown)] = _rules(obj, cluster.ClusterFacts(unavailable="timed out"))
     assert unknown == "could not check ServiceAccount pf-fn: timed out"
     assert _rules(obj, None) == []  # no cluster: not evaluated
 
@@ -45,5 +45,5 @@ def test_named_account_must_exist() -> None:
 def test_unnamed_template_runs_as_default_and_is_not_checked() -> None:
     obj = _sts()
     assert policy.named_service_account(obj) is None
-    assert _rules(obj, policy.ClusterFacts()) == []
+    assert _rules(obj, cluster.ClusterFacts()) == []
     assert policy.named_service_account(_sts(serviceAccount="legacy")) == "legacy"

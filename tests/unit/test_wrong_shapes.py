@@ -78,11 +78,8 @@ def test_wrong_types_anywhere_are_refused_or_handled_never_raised(
     policy.validate(obj, cfg)
     for mode in ("mutate", "validate"):
         request = {"uid": "u", "operation": "CREATE", "object": json.loads(json.dumps(obj))}
-        reply, _ = review.respond(
-            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request},
-            cfg,
-            mode=mode,
-        )  # type: ignore[typeddict-item]
+        doc = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+        reply, _ = review.respond(review.parse(doc, cfg), mode=mode)
         assert reply["response"]["uid"] == "u"
 
 

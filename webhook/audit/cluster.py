@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.core import grants, mutation, policy, tokens, workload
+from webhook.core.cluster import ClusterFacts
 from webhook.core.config import Config
 from webhook.core.errors import printable
 
@@ -321,7 +322,7 @@ def _worker_ca_secrets(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def summarize_workload(
-    obj: dict[str, Any], config: Config, facts: policy.ClusterFacts | None = None
+    obj: dict[str, Any], config: Config, facts: ClusterFacts | None = None
 ) -> FunctionRow:
     """One function workload (a plain-dict StatefulSet) as a report row; with ``facts`` (what
     the cluster says) its findings are the whole policy's, the cluster-backed rules included."""

@@ -2,7 +2,7 @@
 own credentials, so the audit's policy findings are the webhook's whole decision.
 
 The lookups are the webhook's (``policy.needed_secrets``, ``policy.named_service_account``,
-the other StatefulSets of the namespace) and the answer is the same ``policy.ClusterFacts``;
+the other StatefulSets of the namespace) and the answer is the same ``cluster.ClusterFacts``;
 only the reads differ. Of a Secret only its key names are kept: its values are dropped as soon
 as it is read, never printed or logged. Each Secret and ServiceAccount is read once per scan.
 """
@@ -13,17 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.audit import documents
-from webhook.core import policy
+from webhook.core import cluster, policy
 from webhook.core.config import Config
 from webhook.kube.client import KubeError, call
 
 
-def statefulset_summary(obj: Mapping[str, Any]) -> policy.OtherStatefulSet:
+def statefulset_summary(obj: Mapping[str, Any]) -> cluster.OtherStatefulSet:
     """A plain-dict StatefulSet as the selector-collision check sees it."""
     spec = obj.get("spec") or {}
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
     template = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-    return policy.OtherStatefulSet(
+    return cluster.OtherStatefulSet(
         name=str((obj.get("metadata") or {}).get("name") or ""),
         selector={str(k): str(v) for k, v in selector.items()},
         template_labels={str(k): str(v) for k, v in template.items()},
@@ -83,8 +83,8 @@ class AuditLookups:
         *,
         namespace: str,
         config: Config,
-        others: tuple[policy.OtherStatefulSet, ...],
-    ) -> policy.ClusterFacts:
+        others: tuple[cluster.OtherStatefulSet, ...],
+    ) -> cluster.ClusterFacts:
         """What ``/validate`` would be told about ``obj``; a read that failed (forbidden,
         unreachable) leaves its name out, so the rule says it could not check, and why."""
         refs, cas = policy.needed_secrets(obj, config)
@@ -104,6 +104,6 @@ class AuditLookups:
                 unavailable = unavailable or str(there)
             else:
                 accounts[account] = there
-        return policy.ClusterFacts(
+        return cluster.ClusterFacts(
             secrets=found, statefulsets=others, unavailable=unavailable, service_accounts=accounts
         )

@@ -27,7 +27,7 @@ from webhook.audit.cluster import (
     summarize_workload,
 )
 from webhook.audit.lookups import AuditLookups, statefulset_summary
-from webhook.core import broker_config, policy, workload
+from webhook.core import broker_config, cluster, workload
 from webhook.core.config import Config
 from webhook.kube.client import KubeError, call, connect, host_of
 
@@ -220,7 +220,7 @@ async def scan_cluster(
         host = host_of(api)
         # the selector-collision check needs every StatefulSet of a namespace: a first pass
         # keeps only their names and labels, the second runs the policy on each function
-        others: dict[str, list[policy.OtherStatefulSet]] = {}
+        others: dict[str, list[cluster.OtherStatefulSet]] = {}
         async for page in _pages(api, host, "StatefulSet", namespace):
             for obj in page:
                 ns = str((obj.get("metadata") or {}).get("namespace") or "default")

@@ -1,11 +1,12 @@
-"""Pure: read a function workload once — its function container, FunctionDetails, secrets and
-customizer options — for both the mutation and the validation to use."""
+"""Pure: read an object once — is it a function workload or Service, and for a workload its
+function container, FunctionDetails, secrets and customizer options — for both the mutation
+and the validation to use (`classify` is the one pass; `Subject` what it found)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from webhook.core import command, customizer, secrets, shape, tokens, workload
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
@@ -37,6 +38,38 @@ class Analysis:
 
     def merged_options(self, config: Config) -> RuntimeOptions:
         return customizer.merge(config.cluster_options, self.options)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What an object is to the webhook, found once per review: a function workload (with its
+    analysis), a function Service, or anything else (passed through); or why it is refused."""
+
+    kind: Literal["workload", "service", "other"]
+    obj: Any = None  # as given (a mapping for a workload or a Service)
+    analysis: Analysis | None = None  # a workload that can be read
+    refusal: str | None = None  # the object cannot be handled at all (shape, limits...)
+
+    @property
+    def is_function(self) -> bool:
+        return self.kind != "other"
+
+
+def classify(obj: object, limits: Limits = DEFAULT_LIMITS) -> Subject:
+    """Detect what `obj` is and, for a function workload, analyse it: the one pass over the
+    object that both webhooks (and the cluster lookups) read from."""
+    if not isinstance(obj, Mapping):
+        return Subject("other", obj)
+    if workload.is_function_service(obj):
+        problem = shape.service_problem(obj)
+        refusal = f"object of the wrong shape: {problem}" if problem else None
+        return Subject("service", obj, refusal=refusal)
+    if not workload.is_function_workload(obj):
+        return Subject("other", obj)
+    try:
+        return Subject("workload", obj, analysis=analyse(obj, limits))
+    except Refusal as exc:
+        return Subject("workload", obj, refusal=str(exc))
 
 
 def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis:

@@ -4,6 +4,7 @@ ValueError of Python's int conversion."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -31,7 +32,9 @@ class JsonLimitError(UserError, ValueError):
     """The text is not JSON we read, or goes beyond a limit; the message says which."""
 
 
+@functools.lru_cache(maxsize=16)
 def _number_parsers(limits: Limits) -> tuple[Any, Any, Any]:
+    """The number hooks for `limits` (made once per configured limits, not per document)."""
     digits = limits.max_number_digits
 
     def parse_int(text: str) -> int:
@@ -58,23 +61,47 @@ def _number_parsers(limits: Limits) -> tuple[Any, Any, Any]:
     return parse_int, parse_float, parse_constant
 
 
+@functools.lru_cache(maxsize=16)
+def _decoder(limits: Limits) -> json.JSONDecoder:
+    """A decoder with the number hooks for `limits` (made once, not per document)."""
+    parse_int, parse_float, parse_constant = _number_parsers(limits)
+    return json.JSONDecoder(
+        parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant
+    )
+
+
 def loads(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
     """Strict JSON within `limits`; JsonLimitError naming the problem otherwise."""
-    parse_int, parse_float, parse_constant = _number_parsers(limits)
     try:
-        value = json.loads(
-            text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant
-        )
+        if not isinstance(text, str):
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        elif text.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _decoder(limits).decode(text)
     except json.JSONDecodeError as exc:
         raise JsonLimitError(f"not valid JSON: {exc.msg} at character {exc.pos}") from None
     except RecursionError:
         raise JsonLimitError(_depth_message(limits)) from None
     except UnicodeDecodeError:
         raise JsonLimitError("not UTF-8 text") from None
-    problem = problem_in(value, limits)
-    if problem:
-        raise JsonLimitError(problem)
+    # the hooks above bounded every number; only the nesting is left to check
+    if _too_deep(value, limits.max_json_depth):
+        raise JsonLimitError(_depth_message(limits))
     return value
+
+
+def _too_deep(value: Any, max_depth: int) -> bool:
+    """Whether a parsed JSON document nests containers deeper than `max_depth` (iterative;
+    counted as `problem_in` counts)."""
+    stack: list[tuple[Any, int]] = [([value], 0)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if type(node) is dict else node:
+            if (type(child) is dict or type(child) is list) and child:
+                if depth >= max_depth:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _depth_message(limits: Limits) -> str:
@@ -94,7 +121,13 @@ def problem_in(
     seen = 0
     while stack:
         node, depth = stack.pop()
-        children = node.values() if isinstance(node, Mapping) else node
+        kind = type(node)
+        if kind is dict:
+            children = node.values()
+        elif kind is list:
+            children = node
+        else:
+            children = node.values() if isinstance(node, Mapping) else node
         seen += len(children)
         if max_nodes is not None and seen > max_nodes:
             return f"more than {max_nodes} values"

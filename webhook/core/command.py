@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from webhook.core import bounded
@@ -51,8 +52,7 @@ class Word(NamedTuple):
     odd_space: int = -1  # where an unquoted non-ASCII space (NBSP...) is: not a blank to sh
 
 
-@dataclass(frozen=True)
-class _Op:
+class _Op(NamedTuple):
     text: str  # an operator, or "\n"
     start: int
     end: int
@@ -72,10 +72,13 @@ class Command:
 # ---------------------------------------------------------------------------------------------
 # the lexer
 
+# blanks, then a plain word or a single-quoted word (most of a script), in one match; the
+# match may be only blanks, or empty (then the general reader takes over at that character)
 _FAST = re.compile(
-    r"(?P<blanks>[ \t]+)"
-    r"|(?P<word>[^ \t\n'\"\\$`;&|()<>#~*?\[\s][^ \t\n'\"\\$`;&|()<>*?\[\s]*+)(?=[ \t\n;&|()<>]|\Z)"
+    r"[ \t]*+(?:"
+    r"(?P<word>[^ \t\n'\"\\$`;&|()<>#~*?\[\s][^ \t\n'\"\\$`;&|()<>*?\[\s]*+)(?=[ \t\n;&|()<>]|\Z)"
     r"|(?P<quoted>'[^']*+')(?=[ \t\n;&|()<>]|\Z)"
+    r")?"
 )
 _PLAIN = re.compile(r"[^ \t\n'\"\\$`;&|()<>]+")
 _GLOB = re.compile(r"[*?\[]")
@@ -114,18 +117,24 @@ class _Lexer:
         text, n = self.text, self.n
         out: list[Word | _Op] = []
         parens = 0
+        fast_match, new, append = _FAST.match, tuple.__new__, out.append
         while pos < n:
-            fast = _FAST.match(text, pos)
-            if fast is not None:  # blanks, a plain word or a single-quoted word: most of a script
-                end, kind = fast.end(), fast.lastgroup
+            fast = fast_match(text, pos)
+            end = fast.end()  # type: ignore[union-attr]  # the pattern matches (maybe empty)
+            if end > pos:  # blanks, then maybe a plain or single-quoted word
+                kind = fast.lastgroup  # type: ignore[union-attr]
                 if kind == "word":
-                    plain = fast.group()
+                    start = fast.start(kind)  # type: ignore[union-attr]
+                    plain = text[start:end]
                     if closing and plain == "case":
-                        raise CommandError(f"a case statement inside $(...) at character {pos}")
+                        raise CommandError(f"a case statement inside $(...) at character {start}")
                     assignment = "=" in plain and _ASSIGNMENT.match(plain) is not None
-                    out.append(Word(plain, pos, end, False, True, assignment))
+                    append(new(Word, (plain, start, end, False, True, assignment, -1)))
                 elif kind == "quoted":
-                    out.append(Word(text[pos + 1 : end - 1], pos, end, False, False))
+                    start = fast.start(kind)  # type: ignore[union-attr]
+                    append(
+                        new(Word, (text[start + 1 : end - 1], start, end, False, False, False, -1))
+                    )
                 pos = end
                 continue
             char = text[pos]
@@ -283,7 +292,7 @@ def _commands(tokens: list[Word | _Op]) -> tuple[list[Command], list[str]]:
     while index < len(tokens):
         token = tokens[index]
         index += 1
-        if isinstance(token, Word):
+        if type(token) is Word:
             if start < 0 and token.plain and token.text in _RESERVED:
                 problems.append(f"a compound command ({token.text!r} at character {token.start})")
             words.append(token)
@@ -357,14 +366,25 @@ class Script:
             return ()
         return self.instance.words[self.program + 1 :]
 
+    @cached_property
+    def _positions(self) -> dict[str, list[int]]:
+        """Where each word occurs in `argv()` (built once: flags are looked up many times)."""
+        positions: dict[str, list[int]] = {}
+        for index, word in enumerate(self.argv()):
+            positions.setdefault(word.text, []).append(index)
+        return positions
+
+    def positions(self, flag: str) -> list[int]:
+        """The indices in `argv()` of the words that are exactly `flag`."""
+        return self._positions.get(flag, [])
+
     def flag_word(self, flag: str) -> Word | None:
         """The word after the last `flag` in the instance's arguments."""
         args = self.argv()
-        found = None
-        for index in range(len(args) - 1):
-            if args[index].text == flag:
-                found = args[index + 1]
-        return found
+        for index in reversed(self.positions(flag)):
+            if index + 1 < len(args):
+                return args[index + 1]
+        return None
 
     def get(self, flag: str) -> str | None:
         word = self.flag_word(flag)
@@ -375,7 +395,7 @@ class Script:
         if self.problem:
             return self.problem
         args = self.argv()
-        positions = [i for i, w in enumerate(args) if w.text == flag]
+        positions = self.positions(flag)
         if len(positions) > 1:
             return f"{flag} appears {len(positions)} times on the instance's command"
         if positions and positions[0] == len(args) - 1:
@@ -383,16 +403,22 @@ class Script:
         if positions and args[positions[0] + 1].expands:
             return f"the value of {flag} holds a shell expansion ($, backquote, glob or ~) only known at run time"
         name = flag.lstrip("-")
-        for index, word in enumerate(args):
-            if index in positions or (index - 1) in positions or not word.text.startswith("-"):
+        for index, key, double, word in self._spellings:
+            if index in positions or (index - 1) in positions:
                 continue
-            spelled = word.text.lstrip("-")
-            key = spelled.split("=", 1)[0]
-            if key == name or (
-                word.text.startswith("--") and len(key) > 1 and name.startswith(key)
-            ):
+            if key == name or (double and len(key) > 1 and name.startswith(key)):
                 return f"{flag} is also given as {_show(word.text.split('=', 1)[0])} on the instance's command"
         return None
+
+    @cached_property
+    def _spellings(self) -> list[tuple[int, str, bool, Word]]:
+        """(index, name without dashes or `=value`, starts with `--`, word) of each argument
+        that starts with `-` (built once: every flag we set is checked against them)."""
+        return [
+            (index, word.text.lstrip("-").split("=", 1)[0], word.text.startswith("--"), word)
+            for index, word in enumerate(self.argv())
+            if word.text.startswith("-")
+        ]
 
 
 def parse(script: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> Script:
@@ -682,7 +708,7 @@ def get_json_flag(script: str, flag: str) -> dict[str, Any] | None:
 
 
 def read_json_flag(script: Script, flag: str) -> dict[str, Any] | None:
-    count = sum(1 for w in script.argv() if w.text == flag)
+    count = len(script.positions(flag))
     if count > 1:
         raise CommandError(f"{flag} appears {count} times on the instance's command")
     raw = script.get(flag)

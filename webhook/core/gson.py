@@ -11,6 +11,8 @@ Bounded: nesting deeper than `max_depth` and numbers longer than `max_digits` ar
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from typing import Any
 
@@ -222,8 +224,57 @@ class _Reader:
 
 def loads(text: str, *, max_depth: int = MAX_DEPTH, max_digits: int = MAX_DIGITS) -> Any:
     """One lenient JSON document; GsonError when Gson would refuse it or a limit is passed."""
+    strict = _strict(text, max_depth, max_digits)
+    if strict is not _LENIENT:
+        return strict
     reader = _Reader(text, max_depth, max_digits)
     value = reader.value(0)
     if reader.peek() != "":
         raise reader.fail("JSON document was not fully consumed")
+    return value
+
+
+class _Lenient(Exception):
+    """Not plain strict JSON within the limits: read it with the lenient reader."""
+
+
+_LENIENT: Any = object()
+
+
+@functools.lru_cache(maxsize=16)
+def _decoder(max_digits: int) -> json.JSONDecoder:
+    """The C parser, keeping numbers as written (made once per limit, not per document)."""
+
+    def number(word: str) -> JsonNumber:
+        if len(word) > max_digits + 8:
+            raise _Lenient
+        return JsonNumber(word)
+
+    def constant(word: str) -> Any:
+        raise _Lenient
+
+    return json.JSONDecoder(parse_int=number, parse_float=number, parse_constant=constant)
+
+
+def _strict(text: str, max_depth: int, max_digits: int) -> Any:
+    """The document, when it is strict JSON that the lenient reader would read the same (the
+    usual case, read by the C parser); else _LENIENT. Anything unusual (escapes `\\u`, which
+    the C parser joins into surrogate pairs and Gson does not; NaN; a limit passed; a syntax
+    error) goes to the lenient reader, which gives Gson's reading and its exact errors."""
+    if "\\u" in text or text.startswith("\ufeff"):
+        return _LENIENT
+    try:
+        value = _decoder(max_digits).decode(text)
+    except (_Lenient, ValueError, RecursionError):
+        return _LENIENT
+    # the lenient reader refuses a value nested deeper than max_depth (a value at level d,
+    # the top one at 0, with d > max_depth)
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if type(node) is dict else node if type(node) is list else ()
+        for child in children:
+            if level + 1 > max_depth:
+                return _LENIENT
+            stack.append((child, level + 1))
     return value

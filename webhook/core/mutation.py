@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.core import customizer, labels, naming, secrets, selector, shape, tokens, workload
-from webhook.core.analysis import Analysis, Refusal, analyse, command_edits
+from webhook.core import customizer, labels, naming, secrets, selector, tokens, workload
+from webhook.core.analysis import Analysis, Subject, classify, command_edits
 from webhook.core.config import Config
 
 
@@ -29,14 +29,21 @@ class MutationResult:
 def mutate(obj: Any, config: Config, *, namespace: str | None = None) -> MutationResult:
     """Mutate a copy of `obj`. Objects that are not function workloads or function Services
     come back unchanged."""
-    if workload.is_function_service(obj):
+    return mutate_subject(classify(obj, config.limits), config, namespace=namespace)
+
+
+def mutate_subject(
+    subject: Subject, config: Config, *, namespace: str | None = None
+) -> MutationResult:
+    """Mutate a copy of the object `classify` read (the review's one pass over it)."""
+    obj = subject.obj
+    if subject.refusal is not None:
+        return MutationResult(obj=obj, refusal=subject.refusal, is_function=subject.is_function)
+    if subject.kind == "service":
         return _mutate_service(obj, config)
-    if not workload.is_function_workload(obj):
+    analysis = subject.analysis
+    if analysis is None:
         return MutationResult(obj=obj)
-    try:
-        analysis = analyse(obj, config.limits)
-    except Refusal as exc:
-        return MutationResult(obj=obj, refusal=str(exc), is_function=True)
     out = workload.without_nulls(obj)
     overrides = selector.find(out)
     if overrides and config.action(selector.RULE) == "deny":
@@ -72,13 +79,8 @@ def _override_denial(overrides: list[selector.Override], sources: list[str]) -> 
 
 
 def _mutate_service(obj: Any, config: Config) -> MutationResult:
-    """The function's Service: the same label conversion as its StatefulSet, so both are
-    created and the Service still selects the StatefulSet's pods."""
-    problem = shape.service_problem(obj)
-    if problem:
-        return MutationResult(
-            obj=obj, refusal=f"object of the wrong shape: {problem}", is_function=True
-        )
+    """The function's Service (its shape checked by `classify`): the same label conversion as
+    its StatefulSet, so both are created and the Service still selects the StatefulSet's pods."""
     out = workload.without_nulls(obj)
     overrides = selector.find(out)
     if overrides and config.action(selector.RULE) == "deny":

@@ -6,6 +6,7 @@ finds pods by the (converted) tenant/namespace/name label values.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -141,6 +142,14 @@ def propose_job_name(*, tenant: str, namespace: str, name: str) -> tuple[str, st
 SERVICE_ACCOUNT_HASH = 16  # hex characters of SHA-256: 64 bits
 
 
+@functools.lru_cache(maxsize=64)
+def _template_fields(template: str) -> tuple[str, ...]:
+    """The fields a serviceAccountName template names, sorted (read once per template: it is
+    the config's, not the request's)."""
+    fields = {"tenant", "namespace", "name"}
+    return tuple(sorted({f for _, f, _, _ in string.Formatter().parse(template) if f in fields}))
+
+
 def service_account_name(template: str, *, tenant: str, namespace: str, name: str) -> str:
     """The ServiceAccount for a function: the template filled in and made a DNS-1123 label
     (lower-case, runs of other characters become one `-`, cut to fit), then `-` and the first
@@ -153,9 +162,7 @@ def service_account_name(template: str, *, tenant: str, namespace: str, name: st
     whatever the conversion or the cut did, and stable: it depends on nothing else.
     """
     values = {"tenant": tenant, "namespace": namespace, "name": name}
-    used = sorted(
-        {field for _, field, _, _ in string.Formatter().parse(template) if field in values}
-    )
+    used = _template_fields(template)
     rendered = template.format(**values)
     readable = re.sub(r"[^a-z0-9]+", "-", rendered.lower()).strip("-")
     digest = hashlib.sha256(

@@ -19,23 +19,32 @@ class PatchOp(TypedDict, total=False):
 
 def escape(token: str) -> str:
     """RFC 6901: `~` -> `~0`, `/` -> `~1` (label keys such as `pf-webhook/x` contain `/`)."""
+    if "~" not in token and "/" not in token:
+        return token
     return token.replace("~", "~0").replace("/", "~1")
 
 
 def diff(before: Any, after: Any, path: str = "") -> list[PatchOp]:
-    if type(before) is not type(after):
+    if before is after and type(before) is not float:  # shared: nothing changed (NaN aside)
+        return []
+    kind = type(before)
+    if kind is not type(after):
         return [{"op": "replace", "path": path, "value": after}]
+    if kind in _SCALARS:
+        return [] if before == after else [{"op": "replace", "path": path, "value": after}]
     if isinstance(before, dict):
         ops: list[PatchOp] = []
         for key in before:
             if key not in after:
                 ops.append({"op": "remove", "path": f"{path}/{escape(key)}"})
         for key, value in after.items():
-            child = f"{path}/{escape(key)}"
             if key not in before:
-                ops.append({"op": "add", "path": child, "value": value})
-            else:
-                ops.extend(diff(before[key], value, child))
+                ops.append({"op": "add", "path": f"{path}/{escape(key)}", "value": value})
+                continue
+            old = before[key]
+            if old is value and type(old) is not float:
+                continue  # the same string (copies share them) or a shared subtree
+            ops.extend(diff(old, value, f"{path}/{escape(key)}"))
         return ops
     if isinstance(before, list):
         named = _diff_named(before, after, path)
@@ -53,6 +62,9 @@ def diff(before: Any, after: Any, path: str = "") -> list[PatchOp]:
     if before != after:
         return [{"op": "replace", "path": path, "value": after}]
     return []
+
+
+_SCALARS = frozenset({str, int, float, bool})
 
 
 def _names(items: list[Any]) -> list[Any] | None:

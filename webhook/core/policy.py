@@ -1,15 +1,16 @@
 """Pure: every validation rule over a function workload, with the action each rule has in the
 config (deny / warn / audit / off).
 
-Checks that need the cluster read a `ClusterFacts` value the shell gathered beforehand
-(resolve first, then decide); without facts those rules are not evaluated.
+Checks that need the cluster read a `ClusterFacts` value the shell gathered beforehand, making
+the `lookups` this module asks for (resolve first, then decide); without facts those rules are
+not evaluated.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +26,8 @@ from webhook.core import (
     tokens,
     workload,
 )
-from webhook.core.analysis import Analysis, Refusal, analyse, command_edits
+from webhook.core.analysis import Analysis, Subject, classify, command_edits
+from webhook.core.cluster import ClusterFacts, Lookups, OtherStatefulSet
 from webhook.core.config import Config, Resources
 from webhook.core.rules import Action, Finding
 
@@ -72,25 +74,6 @@ JOB_NAMESPACE = rules.declare(
 
 
 @dataclass(frozen=True)
-class OtherStatefulSet:
-    name: str
-    selector: Mapping[str, str]
-    template_labels: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class ClusterFacts:
-    """What the cluster said. `secrets` maps a Secret name to its keys, or None if it does not
-    exist; names not in the map were not looked up. `unavailable` says why lookups failed."""
-
-    secrets: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
-    statefulsets: tuple[OtherStatefulSet, ...] | None = None
-    unavailable: str | None = None
-    # ServiceAccount name -> exists; names not in the map were not looked up
-    service_accounts: Mapping[str, bool] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Decision:
     rule: str
     action: Action
@@ -112,15 +95,33 @@ class ValidationResult:
         return self.refusal is None and not any(d.action == "deny" for d in self.decisions)
 
 
+def lookups(subject: Subject, config: Config) -> Lookups:
+    """What the cluster-backed rules need looked up for this object, from its one analysis:
+    the Secrets of its secrets map and its CA Secret, the ServiceAccount it names, the other
+    StatefulSets of the namespace. Nothing for objects those rules do not read or refuse."""
+    if subject.refusal is not None or subject.kind == "other":
+        return Lookups()
+    if subject.kind == "service":
+        return Lookups(statefulsets=True)
+    analysis = subject.analysis
+    assert analysis is not None
+    pod = subject.obj["spec"]["template"]["spec"]
+    refs = {r.secret for r in analysis.secret_refs} if config.secrets_enabled else set()
+    cas = {name for name, _ in tokens.ca_secrets(pod)}
+    account = _named_account(pod)
+    return Lookups(
+        secrets=tuple(sorted(refs | cas)),
+        service_accounts=(account,) if account is not None else (),
+        statefulsets=True,
+    )
+
+
 def needed_secrets(obj: Any, config: Config) -> tuple[set[str], set[str]]:
     """(Secret names the secrets map refers to, CA Secret names) to look up for `validate`."""
-    if not workload.is_function_workload(obj):
+    subject = classify(obj, config.limits)
+    if subject.kind != "workload" or subject.analysis is None:
         return set(), set()
-    try:
-        analysis = analyse(obj, config.limits)
-    except Refusal:
-        return set(), set()
-    refs = {r.secret for r in analysis.secret_refs} if config.secrets_enabled else set()
+    refs = {r.secret for r in subject.analysis.secret_refs} if config.secrets_enabled else set()
     cas = {name for name, _ in tokens.ca_secrets(obj["spec"]["template"]["spec"])}
     return refs, cas
 
@@ -134,6 +135,10 @@ def named_service_account(obj: Any) -> str | None:
         pod = obj["spec"]["template"]["spec"]
     except (KeyError, TypeError):
         return None
+    return _named_account(pod)
+
+
+def _named_account(pod: object) -> str | None:
     if not isinstance(pod, Mapping):
         return None
     name = pod.get("serviceAccountName") or pod.get("serviceAccount")
@@ -157,6 +162,10 @@ def validate_service(
     problem = shape.service_problem(obj)
     if problem:
         return ValidationResult(refusal=f"object of the wrong shape: {problem}", is_function=True)
+    return _validate_service(obj, config, facts=facts)
+
+
+def _validate_service(obj: Any, config: Config, *, facts: ClusterFacts | None) -> ValidationResult:
     obj = workload.without_nulls(obj)
     findings = labels.check(obj, config.label_style)
     name = obj["metadata"].get("name")
@@ -202,15 +211,25 @@ def _service_selects(obj: Mapping[str, Any], others: tuple[OtherStatefulSet, ...
 def validate(
     obj: Any, config: Config, *, facts: ClusterFacts | None = None, namespace: str | None = None
 ) -> ValidationResult:
-    if workload.is_function_service(obj):
-        return validate_service(obj, config, facts=facts)
-    if not workload.is_function_workload(obj):
+    return validate_subject(classify(obj, config.limits), config, facts=facts, namespace=namespace)
+
+
+def validate_subject(
+    subject: Subject,
+    config: Config,
+    *,
+    facts: ClusterFacts | None = None,
+    namespace: str | None = None,
+) -> ValidationResult:
+    """Validate the object `classify` read (the review's one pass over it)."""
+    if subject.refusal is not None:
+        return ValidationResult(refusal=subject.refusal, is_function=subject.is_function)
+    if subject.kind == "service":
+        return _validate_service(subject.obj, config, facts=facts)
+    analysis = subject.analysis
+    if analysis is None:
         return ValidationResult()
-    try:
-        analysis = analyse(obj, config.limits)
-    except Refusal as exc:
-        return ValidationResult(refusal=str(exc), is_function=True)
-    obj = workload.without_nulls(obj)  # null means absent, as the API server reads it
+    obj = workload.without_nulls(subject.obj)  # null means absent, as the API server reads it
     findings = list(_findings(obj, analysis, config, facts=facts, namespace=namespace))
     return ValidationResult(decisions=_decide(findings, config), is_function=True)
 
@@ -549,7 +568,7 @@ def _cluster(
             )
         elif key not in keys:
             found.append(Finding(CA_SECRET, where, f"CA Secret {name} has no key {key!r}"))
-    account = named_service_account(obj)
+    account = _named_account(pod)
     if account is not None:
         where = "spec.template.spec.serviceAccountName"
         if account not in facts.service_accounts:

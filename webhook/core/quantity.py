@@ -6,6 +6,7 @@ become "4G"), so quantities are compared by value, never as strings.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -57,6 +58,13 @@ def parse(value: object) -> Fraction:
         return Fraction(str(value))
     if not isinstance(value, str):
         raise QuantityError(f"{type(value).__name__} is not a quantity")
+    return _parse_text(str(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_text(value: str) -> Fraction:
+    """A quantity string's value (remembered: the same few amounts recur in every object and
+    in the config, and a Fraction is slow to make; a bad string raises, and is not kept)."""
     if len(value) > MAX_LENGTH:
         raise QuantityError(
             f"a quantity of {len(value)} characters is too long (at most {MAX_LENGTH})"

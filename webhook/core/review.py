@@ -1,7 +1,10 @@
 """Pure: AdmissionReview admission.k8s.io/v1 in, AdmissionReview out.
 
-Two error channels, kept apart: a request we cannot read raises ReviewError (the server turns
-it into an HTTP 4xx); an object we refuse is `response.allowed=false` with a message.
+`parse` reads a review once into a frozen `Review` (the object detected, analysed and its
+command line parsed, once); `lookups` says what `/validate` needs from the cluster; `respond`
+answers. Two error channels, kept apart: a request we cannot read raises ReviewError (the
+server turns it into an HTTP 4xx); an object we refuse is `response.allowed=false` with a
+message.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, TypedDict
 
 from webhook.core import bounded, mutation, patch, policy, selector
+from webhook.core.analysis import Subject, classify
+from webhook.core.cluster import ClusterFacts, Lookups
 from webhook.core.config import Config
 from webhook.core.errors import UserError
 
@@ -72,6 +77,26 @@ class ReviewError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
+class Review:
+    """One AdmissionReview, read once: who asks, about what, and what the object is to us.
+
+    Everything a review's answer (and the cluster lookups for it) needs is decided here, once:
+    the namespace (the request's, else the object's own), the name, the object with its kind,
+    and the one pass over the object (`analysis.classify`: detected, analysed, its command
+    line parsed), or the reason it is refused. `config` is the one the review is answered by.
+    """
+
+    uid: str
+    operation: Operation
+    kind: str  # request.kind.kind
+    namespace: str  # "" when neither the request nor the object names one
+    name: str
+    dry_run: bool
+    config: Config
+    subject: Subject  # subject.obj: request.object with apiVersion/kind (CREATE, UPDATE)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What happened, for the log line and the metrics (never object contents)."""
 
@@ -86,17 +111,9 @@ class Outcome:
     dry_run: bool = False
 
 
-def parse(body: bytes | str | Mapping[str, Any]) -> AdmissionReview:
-    """Check the envelope; raise ReviewError with one line saying what is wrong. The object
-    itself is checked against the configured limits by `respond`."""
-    if isinstance(body, Mapping):
-        doc: Any = body
-    else:
-        try:
-            # the envelope's own bounds; the object's are the configured ones, in `respond`
-            doc = bounded.loads(body, ENVELOPE_LIMITS)
-        except bounded.JsonLimitError as exc:
-            raise ReviewError(f"body: {exc}") from None
+def parse(doc: Mapping[str, Any], config: Config) -> Review:
+    """Check the envelope (ReviewError with one line saying what is wrong), then read the
+    object once: within the configured limits, what it is, its analysis."""
     if not isinstance(doc, Mapping):
         raise ReviewError(
             f"body must be a JSON object (an AdmissionReview), got {type(doc).__name__}"
@@ -111,9 +128,10 @@ def parse(body: bytes | str | Mapping[str, Any]) -> AdmissionReview:
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise ReviewError("request.uid is missing or not a string")
-    if request.get("operation") not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
+    operation = request.get("operation")
+    if operation not in ("CREATE", "UPDATE", "DELETE", "CONNECT"):
         raise ReviewError(
-            f"request.operation {request.get('operation')!r} is not CREATE, UPDATE, DELETE or CONNECT"
+            f"request.operation {operation!r} is not CREATE, UPDATE, DELETE or CONNECT"
         )
     for key in ("name", "namespace"):
         if request.get(key) is not None and not isinstance(request[key], str):
@@ -121,15 +139,44 @@ def parse(body: bytes | str | Mapping[str, Any]) -> AdmissionReview:
     kind = request.get("kind")
     if kind is not None and not isinstance(kind, Mapping):
         raise ReviewError("request.kind must be an object {group, version, kind}")
-    obj = request.get("object")
-    if request["operation"] in ("CREATE", "UPDATE") and not isinstance(obj, Mapping):
-        raise ReviewError(f"request.object must be an object for {request['operation']}")
-    return doc  # type: ignore[return-value]
+    raw = request.get("object")
+    if operation in ("CREATE", "UPDATE") and not isinstance(raw, Mapping):
+        raise ReviewError(f"request.object must be an object for {operation}")
+    obj = _with_kind(raw, kind or {}) if isinstance(raw, Mapping) else None
+    metadata = obj.get("metadata") if obj else None
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    namespace = request.get("namespace") or metadata.get("namespace")
+    name = request.get("name") or metadata.get("name") or ""
+    return Review(
+        uid=uid,
+        operation=operation,
+        kind=str(kind.get("kind", "")) if kind else "",
+        namespace=namespace if isinstance(namespace, str) else "",
+        name=str(name),
+        dry_run=bool(request.get("dryRun")),
+        config=config,
+        subject=_subject(raw, obj, operation, config),
+    )
 
 
-def _with_kind(obj: Mapping[str, Any], request: AdmissionRequest) -> dict[str, Any]:
+def _subject(raw: Any, obj: dict[str, Any] | None, operation: str, config: Config) -> Subject:
+    if operation not in ("CREATE", "UPDATE") or obj is None:
+        return Subject("other", obj)
+    problem = bounded.problem_in(raw, config.limits)
+    if problem:
+        # every later step walks the object: refuse it before any of them can be unbounded
+        return Subject("other", obj, refusal=f"request.object: {problem}")
+    return classify(obj, config.limits)
+
+
+def lookups(parsed: Review) -> Lookups:
+    """The cluster lookups `/validate` needs for this review (nothing for most objects)."""
+    return policy.lookups(parsed.subject, parsed.config)
+
+
+def _with_kind(obj: Mapping[str, Any], kind: Mapping[str, Any]) -> dict[str, Any]:
     """The object, with apiVersion/kind from request.kind when the object omits them."""
-    kind: Mapping[str, str] = request.get("kind") or {}  # type: ignore[assignment]
     group, version = kind.get("group", ""), kind.get("version", "")
     defaults = {"apiVersion": f"{group}/{version}" if group else version, "kind": kind.get("kind")}
     return {**{k: v for k, v in defaults.items() if v}, **obj}
@@ -152,41 +199,26 @@ def _envelope(response: AdmissionResponse) -> AdmissionReview:
 
 
 def respond(
-    review: AdmissionReview, config: Config, *, mode: Mode, facts: policy.ClusterFacts | None = None
+    parsed: Review, *, mode: Mode, facts: ClusterFacts | None = None
 ) -> tuple[AdmissionReview, Outcome]:
-    request = review["request"]
-    uid = request["uid"]
-    operation = request["operation"]
-    raw = request.get("object")
-    obj = _with_kind(raw, request) if isinstance(raw, Mapping) else None
-    metadata = obj.get("metadata") if obj else None
-    name = (
-        request.get("name")
-        or (metadata.get("name") if isinstance(metadata, Mapping) else None)
-        or ""
-    )
-    namespace = request.get("namespace") or ""
-    kind = request.get("kind")
+    """The answer to a parsed review, and what was decided."""
+    uid = parsed.uid
     base = Outcome(
         uid=uid,
-        kind=str(kind.get("kind", "")) if kind else "",
-        namespace=namespace,
-        name=str(name),
-        operation=operation,
+        kind=parsed.kind,
+        namespace=parsed.namespace,
+        name=parsed.name,
+        operation=parsed.operation,
         decision="allowed",
-        dry_run=bool(request.get("dryRun")),
+        dry_run=parsed.dry_run,
     )
-    if operation not in ("CREATE", "UPDATE") or obj is None:
+    subject = parsed.subject
+    if subject.refusal is None and subject.kind == "other":
         return _envelope({"uid": uid, "allowed": True}), base
-    problem = bounded.problem_in(raw, config.limits)
-    if problem:
-        # every later step walks the object: refuse it before any of them can be unbounded
-        return _envelope(_refuse(uid, f"request.object: {problem}")), replace(
-            base, decision="denied"
-        )
+    namespace = parsed.namespace or None
     if mode == "mutate":
-        return _mutate(obj, config, uid=uid, namespace=namespace or None, base=base)
-    return _validate(obj, config, uid=uid, namespace=namespace or None, facts=facts, base=base)
+        return _mutate(subject, parsed.config, uid=uid, namespace=namespace, base=base)
+    return _validate(subject, parsed.config, uid=uid, namespace=namespace, facts=facts, base=base)
 
 
 def _refuse(uid: str, message: str) -> AdmissionResponse:
@@ -198,9 +230,9 @@ def _refuse(uid: str, message: str) -> AdmissionResponse:
 
 
 def _mutate(
-    obj: dict[str, Any], config: Config, *, uid: str, namespace: str | None, base: Outcome
+    subject: Subject, config: Config, *, uid: str, namespace: str | None, base: Outcome
 ) -> tuple[AdmissionReview, Outcome]:
-    result = mutation.mutate(obj, config, namespace=namespace)
+    result = mutation.mutate_subject(subject, config, namespace=namespace)
     if result.refusal:
         return _envelope(_refuse(uid, result.refusal)), replace(base, decision="denied")
     if result.denial:
@@ -218,7 +250,7 @@ def _mutate(
         rules = ((selector.RULE, "deny"),)
         return _envelope(denied), replace(base, decision="denied", rules=rules)
     response: AdmissionResponse = {"uid": uid, "allowed": True}
-    ops = patch.diff(obj, result.obj)
+    ops = patch.diff(subject.obj, result.obj)
     if ops:
         response["patch"] = base64.b64encode(
             json.dumps(ops, separators=(",", ":")).encode()
@@ -239,15 +271,15 @@ def denial_message(decisions: list[policy.Decision]) -> str:
 
 
 def _validate(
-    obj: dict[str, Any],
+    subject: Subject,
     config: Config,
     *,
     uid: str,
     namespace: str | None,
-    facts: policy.ClusterFacts | None,
+    facts: ClusterFacts | None,
     base: Outcome,
 ) -> tuple[AdmissionReview, Outcome]:
-    result = policy.validate(obj, config, facts=facts, namespace=namespace)
+    result = policy.validate_subject(subject, config, facts=facts, namespace=namespace)
     if result.refusal:
         return _envelope(_refuse(uid, result.refusal)), replace(base, decision="denied")
     rules = tuple((d.rule, d.action) for d in result.decisions)

@@ -140,12 +140,19 @@ def is_function_service(obj: object) -> bool:
     return opts_in(obj) or _worker_selector(_spec(obj).get("selector"))
 
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
 def without_nulls(value: Any) -> Any:
     """A deep copy of a JSON document without null-valued keys (the API server's reading)."""
     if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+        return {
+            k: v if type(v) in _SCALARS else without_nulls(v)
+            for k, v in value.items()
+            if v is not None
+        }
     if isinstance(value, list):
-        return [without_nulls(v) for v in value]
+        return [v if type(v) in _SCALARS else without_nulls(v) for v in value]
     return value
 
 
@@ -276,7 +283,7 @@ def details_from(
 
 
 def _json_flag(script: command.Script, flag: str, path: str, limits: Limits) -> Any:
-    count = sum(1 for word in script.argv() if word.text == flag)
+    count = len(script.positions(flag))
     if count > 1:
         raise WorkloadError(f"{flag} appears {count} times on the instance's command")
     raw = script.get(flag)

@@ -6,9 +6,10 @@ resourceVersion, never data), in the function namespaces (`--function-namespace`
 cluster-wide when none are given. The key names of a Secret are read (one GET) only when a
 function names that Secret, and again only when its resourceVersion changes; of that read only
 the key names are kept. A Secret or ServiceAccount missing from the cache gets one live read,
-all of a review's reads within one budget of `webhook.kube.timeoutSeconds`, so one created a
-moment before its StatefulSet is never reported missing, and an API server that does not
-answer always gives the same facts.
+all of a review's reads within one budget of `webhook.kube.timeoutSeconds` and at most
+MAX_LIVE_READS of them, so one created a moment before its StatefulSet is never reported
+missing, and an API server that does not answer always gives the same facts. The core says
+what to look up (`cluster.Lookups`); this module does not read objects itself.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
 
 from kubernetes_asyncio import client, watch
 
-from webhook.core import policy
+from webhook.core.cluster import ClusterFacts, Lookups, OtherStatefulSet
 from webhook.core.config import Config
 from webhook.kube.client import KubeError, api_client, call
 
@@ -33,26 +34,48 @@ Key = tuple[str, str]
 
 @dataclass
 class Reflector(Generic[T]):
-    """list, then watch from the list's resourceVersion; relist after errors and 410 Gone."""
+    """list, then watch from the list's resourceVersion; relist after errors and 410 Gone.
+
+    The store is indexed by namespace (namespace -> name -> value): a review reads its own
+    namespace's entries, never walks every namespace's."""
 
     name: str
     list_all: Callable[..., Awaitable[Any]]
     transform: Callable[[Any], T]
-    store: dict[Key, T]
-    synced: asyncio.Event
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
     return_type: str | None = None  # for list functions without a generated docstring
+    store: dict[str, dict[str, T]] = field(default_factory=dict)
 
     @staticmethod
     def key(obj: Any) -> Key:
         return (obj.metadata.namespace or "", obj.metadata.name)
+
+    def get(self, namespace: str, name: str) -> T | None:
+        return self.store.get(namespace, {}).get(name)
+
+    def put(self, namespace: str, name: str, value: T) -> None:
+        self.store.setdefault(namespace, {})[name] = value
+
+    def in_namespace(self, namespace: str) -> Mapping[str, T]:
+        return self.store.get(namespace, {})
+
+    def _remove(self, namespace: str, name: str) -> None:
+        entries = self.store.get(namespace)
+        if entries is not None:
+            entries.pop(name, None)
+            if not entries:
+                del self.store[namespace]
 
     async def run(self) -> None:
         backoff = 0.5
         while True:
             try:
                 listed = await self.list_all()
-                self.store.clear()
-                self.store.update({self.key(o): self.transform(o) for o in listed.items or []})
+                store: dict[str, dict[str, T]] = {}
+                for item in listed.items or []:
+                    namespace, name = self.key(item)
+                    store.setdefault(namespace, {})[name] = self.transform(item)
+                self.store = store
                 version = listed.metadata.resource_version
                 self.synced.set()
                 backoff = 0.5
@@ -82,14 +105,16 @@ class Reflector(Generic[T]):
     def _apply(self, event: Mapping[str, Any]) -> None:
         kind, obj = event.get("type"), event.get("object")
         if kind in ("ADDED", "MODIFIED") and obj is not None:
-            self.store[self.key(obj)] = self.transform(obj)
+            self.put(*self.key(obj), self.transform(obj))
         elif kind == "DELETED" and obj is not None:
-            self.store.pop(self.key(obj), None)
+            self._remove(*self.key(obj))
 
 
 METADATA_LIST: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_WATCH: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 MAX_KEY_CACHE: Final = 10_000
+# live reads one review may cause (its cache misses); beyond them, "could not check"
+MAX_LIVE_READS: Final = 256
 
 
 def secret_metadata_lister(api: client.ApiClient, namespace: str) -> Callable[..., Awaitable[Any]]:
@@ -176,20 +201,21 @@ def exists(_: Any) -> bool:
     return True
 
 
-def statefulset_summary(sts: Any) -> policy.OtherStatefulSet:
+def statefulset_summary(sts: Any) -> OtherStatefulSet:
     selector = (sts.spec.selector.match_labels if sts.spec and sts.spec.selector else None) or {}
     template = (
         sts.spec.template.metadata.labels
         if sts.spec and sts.spec.template and sts.spec.template.metadata
         else None
     )
-    return policy.OtherStatefulSet(
+    return OtherStatefulSet(
         name=sts.metadata.name, selector=dict(selector), template_labels=dict(template or {})
     )
 
 
-class ClusterFacts:
-    """The FactsProvider the server uses when a cluster is configured."""
+class ClusterCaches:
+    """The FactsProvider the server uses when a cluster is configured: watch-fed caches, and
+    live reads for what they miss."""
 
     def __init__(
         self, api: client.ApiClient, *, timeout: float, namespaces: tuple[str, ...] = ()
@@ -205,27 +231,17 @@ class ClusterFacts:
                 f"secrets {ns}" if ns else "secrets",
                 secret_metadata_lister(api, ns),
                 resource_version,
-                {},
-                asyncio.Event(),
                 return_type="V1Secret",
             )
             for ns in self.namespaces or ("",)
         }
         # key names of the Secrets a function named, with the resourceVersion they were read at
         self.secret_keys: dict[Key, tuple[str, frozenset[str]]] = {}
-        self.statefulsets: Reflector[policy.OtherStatefulSet] = Reflector(
-            "statefulsets",
-            self._apps.list_stateful_set_for_all_namespaces,
-            statefulset_summary,
-            {},
-            asyncio.Event(),
+        self.statefulsets: Reflector[OtherStatefulSet] = Reflector(
+            "statefulsets", self._apps.list_stateful_set_for_all_namespaces, statefulset_summary
         )
         self.service_accounts: Reflector[bool] = Reflector(
-            "serviceaccounts",
-            self._core.list_service_account_for_all_namespaces,
-            exists,
-            {},
-            asyncio.Event(),
+            "serviceaccounts", self._core.list_service_account_for_all_namespaces, exists
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -267,25 +283,25 @@ class ClusterFacts:
         read = self._core.read_namespaced_service_account
         if await _read_or_none(read, "ServiceAccount", namespace, name) is None:
             return False
-        self.service_accounts.store[(namespace, name)] = True
+        self.service_accounts.put(namespace, name, True)
         return True
 
-    async def facts(self, obj: Any, *, namespace: str, config: Config) -> policy.ClusterFacts:
+    async def facts(self, lookups: Lookups, *, namespace: str, timeout: float) -> ClusterFacts:
         """What the caches know, plus live reads for cache misses, all within one `Budget`."""
-        refs, cas = policy.needed_secrets(obj, config)
-        budget = Budget(config.kube.timeout_seconds)
+        budget = Budget(timeout)
         found: dict[str, frozenset[str] | None] = {}
         not_watched = None
         watched = self._watched(namespace)
-        if watched is None and (refs or cas):
+        names = lookups.secrets
+        if watched is None and names:
             not_watched = (
                 f"namespace {namespace} is not a function namespace of this webhook "
                 "(--function-namespace): its Secrets cannot be checked"
             )
-            refs, cas = set(), set()
-        for name in sorted(refs | cas):
+            names = ()
+        for name in names:
             assert watched is not None
-            version = watched.store.get((namespace, name))
+            version = watched.get(namespace, name)
             cached = self.secret_keys.get((namespace, name))
             if version is not None and cached is not None and cached[0] == version:
                 found[name] = cached[1]
@@ -297,42 +313,48 @@ class ClusterFacts:
             if done:
                 found[name] = keys
         accounts: dict[str, bool] = {}
-        account = policy.named_service_account(obj)
-        if account is not None:
-            if (namespace, account) in self.service_accounts.store:
+        for account in lookups.service_accounts:
+            if self.service_accounts.get(namespace, account):
                 accounts[account] = True
-            else:
-                done, there = await budget.read(
-                    f"ServiceAccount {namespace}/{account}",
-                    functools.partial(self._live_service_account, namespace, account),
-                )
-                if done:
-                    accounts[account] = bool(there)
+                continue
+            done, there = await budget.read(
+                f"ServiceAccount {namespace}/{account}",
+                functools.partial(self._live_service_account, namespace, account),
+            )
+            if done:
+                accounts[account] = bool(there)
         unavailable = budget.failed or not_watched
         others = None
-        if self.statefulsets.synced.is_set():
-            others = tuple(s for (ns, _), s in self.statefulsets.store.items() if ns == namespace)
-        else:
+        if lookups.statefulsets and self.statefulsets.synced.is_set():
+            others = tuple(self.statefulsets.in_namespace(namespace).values())
+        elif lookups.statefulsets:
             unavailable = unavailable or "StatefulSet cache not synced yet"
-        return policy.ClusterFacts(
+        return ClusterFacts(
             secrets=found, statefulsets=others, unavailable=unavailable, service_accounts=accounts
         )
 
 
 class Budget:
     """One review's live reads share one deadline (`webhook.kube.timeoutSeconds` from the
-    start of the review's lookups); after one fails, no other is made. So an API server that
-    does not answer always gives the same facts, and the same decision."""
+    start of the review's lookups) and are at most `reads` (MAX_LIVE_READS); after one fails,
+    or past the cap, no other is made. So an API server that does not answer always gives the
+    same facts, and the same decision, and no object can make one review read without end."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, reads: int = MAX_LIVE_READS) -> None:
         self.deadline = asyncio.get_running_loop().time() + seconds
         self.late = f"API server did not answer within {seconds:g}s"
         self.failed: str | None = None
+        self.left = reads
+        self.cap = reads
 
     async def read(self, what: str, read: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
         """(True, result) of `read()`, or (False, None) with `failed` saying why."""
         if self.failed is not None:
             return False, None
+        if self.left <= 0:
+            self.failed = f"more than {self.cap} cluster reads for one object; not read"
+            return False, None
+        self.left -= 1
         try:
             async with asyncio.timeout_at(self.deadline):
                 return True, await read()
@@ -345,12 +367,12 @@ class Budget:
         return False, None
 
 
-async def create_provider(config: Config, kubeconfig: str | None = None) -> ClusterFacts | None:
+async def create_provider(config: Config, kubeconfig: str | None = None) -> ClusterCaches | None:
     """Start the caches for the configured cluster, or None when no cluster is configured."""
     api = await api_client(kubeconfig or config.kube.kubeconfig)
     if api is None:
         return None
-    provider = ClusterFacts(
+    provider = ClusterCaches(
         api, timeout=config.kube.timeout_seconds, namespaces=config.kube.function_namespaces
     )
     provider.start()

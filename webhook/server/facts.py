@@ -1,7 +1,8 @@
 """Shell: where `/validate` gets what the cluster knows about an object.
 
-A `FactsProvider` answers with `policy.ClusterFacts` (the Secrets and other StatefulSets an
-object refers to) and says whether its caches are synced. Without a cluster (no kubeconfig, not
+The core says what to look up (`cluster.Lookups`: Secrets and their keys, the CA Secret, the
+ServiceAccount, the other StatefulSets' selectors); a `FactsProvider` makes those lookups,
+answers with `cluster.ClusterFacts` and says whether its caches are synced. Without a cluster (no kubeconfig, not
 in a pod) there are no facts and the cluster-backed rules are not checked.
 """
 
@@ -10,22 +11,24 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, cast
+from collections.abc import Awaitable, Callable
+from typing import Protocol, cast
 
+from webhook.core.cluster import ClusterFacts, Lookups
 from webhook.core.config import Config
-from webhook.core.policy import ClusterFacts
 
 # The server's records all carry logger "webhook.server", whichever module writes them.
 log = logging.getLogger("webhook.server")
 
 
 class FactsProvider(Protocol):
-    """What the cluster knows about an object (Secrets, other StatefulSets), for /validate."""
+    """What the cluster knows (Secrets, ServiceAccounts, other StatefulSets), for /validate."""
 
     async def facts(
-        self, obj: Mapping[str, Any], *, namespace: str, config: Config
-    ) -> ClusterFacts | None: ...
+        self, lookups: Lookups, *, namespace: str, timeout: float
+    ) -> ClusterFacts | None:
+        """The answers to `lookups` in `namespace`, all live reads within `timeout` seconds."""
+        ...
 
     def ready(self) -> bool: ...
 
@@ -37,7 +40,7 @@ class NoClusterFacts:
     """No cluster: the cluster-backed rules are not checked, and we are always ready."""
 
     async def facts(
-        self, obj: Mapping[str, Any], *, namespace: str, config: Config
+        self, lookups: Lookups, *, namespace: str, timeout: float
     ) -> ClusterFacts | None:
         return None
 

@@ -1,7 +1,7 @@
 """Shell: the admission and ops applications and how each request is answered.
 
 Contract: every request gets an answer the API server can act on. A body we cannot read is a
-4xx with `{"error": "<one line>"}`; a review is answered by the pure core (`webhook.review`),
+4xx with `{"error": "<one line>"}`; a review is read once and answered by the pure core (`webhook.core.review`),
 and a failure inside it becomes a denial naming only the exception type. Each review is logged
 as one JSON line of metadata; object contents, env values and tokens are never logged.
 """
@@ -18,9 +18,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from webhook.core import review, workload
+from webhook.core import review
+from webhook.core.cluster import ClusterFacts, Lookups
 from webhook.core.config import Config
-from webhook.core.policy import ClusterFacts
 from webhook.server import lifecycle, wire
 from webhook.server.state import STATE, ServerState
 
@@ -39,17 +39,16 @@ def _reject(state: ServerState, status: int, kind: str, message: str) -> web.Res
 
 
 async def _facts(
-    state: ServerState, obj: Mapping[str, Any], *, namespace: str, config: Config
+    state: ServerState, lookups: Lookups, *, namespace: str, timeout: float
 ) -> ClusterFacts | None:
     provider = state.provider
     if provider is None:
         return None
-    timeout = config.kube.timeout_seconds
     try:
         # The provider keeps to the budget itself and answers with what it knows; this is the
         # backstop for one that does not (later, so the two never race).
         async with asyncio.timeout(timeout + FACTS_BACKSTOP_SECONDS):
-            return await provider.facts(obj, namespace=namespace, config=config)
+            return await provider.facts(lookups, namespace=namespace, timeout=timeout)
     except TimeoutError:
         state.metrics.errors.labels("facts_timeout").inc()
         return ClusterFacts(unavailable=f"API server did not answer within {timeout:g}s")
@@ -67,50 +66,37 @@ async def _off_loop(state: ServerState, work: Callable[..., T], *args: Any) -> T
     return await asyncio.get_running_loop().run_in_executor(state.review_thread, work, *args)
 
 
-def _parse(body: bytes) -> review.AdmissionReview:
+def parse_body(body: bytes, config: Config) -> review.Review:
+    """A request body as the server reads it: strict JSON (`wire.BadJson`), then the review
+    read once (`review.ReviewError`). The benchmarks measure this same path."""
     doc = wire.load_json(body)
     if not isinstance(doc, Mapping):
         raise review.ReviewError(
             f"body must be a JSON object (an AdmissionReview), got {type(doc).__name__}"
         )
-    return review.parse(doc)
+    return review.parse(doc, config)
 
 
-def _respond(
-    parsed: review.AdmissionReview, config: Config, mode: review.Mode, facts: ClusterFacts | None
+def answer(
+    parsed: review.Review, mode: review.Mode, facts: ClusterFacts | None
 ) -> tuple[str, review.Outcome]:
-    answer, outcome = review.respond(parsed, config, mode=mode, facts=facts)
-    return wire.dumps(answer), outcome
+    """The answer's JSON text and what was decided."""
+    reply, outcome = review.respond(parsed, mode=mode, facts=facts)
+    return wire.dumps(reply), outcome
 
 
 async def _decide(
-    state: ServerState, parsed: review.AdmissionReview, mode: review.Mode
+    state: ServerState, parsed: review.Review, mode: review.Mode
 ) -> tuple[str, review.Outcome]:
-    """The answer's JSON text and what was decided."""
-    config = state.config
-    request = parsed["request"]
+    """The answer's JSON text and what was decided; `/validate` asks the cluster first for
+    what the review's rules need (most objects need nothing)."""
     facts = None
-    if mode == "validate" and request["operation"] in ("CREATE", "UPDATE"):
-        obj = _typed(request)
-        # other objects need no cluster lookups
-        if workload.is_function_workload(obj) or workload.is_function_service(obj):
-            metadata = obj.get("metadata")
-            namespace = request.get("namespace") or (
-                metadata.get("namespace") if isinstance(metadata, Mapping) else None
-            )
-            facts = await _facts(state, obj, namespace=str(namespace or ""), config=config)
-    return await _off_loop(state, _respond, parsed, config, mode, facts)
-
-
-def _typed(request: review.AdmissionRequest) -> dict[str, Any]:
-    """request.object with apiVersion/kind from request.kind when the object omits them."""
-    kind: Mapping[str, Any] = request.get("kind") or {}
-    group, version = kind.get("group") or "", kind.get("version") or ""
-    defaults = {
-        "apiVersion": f"{group}/{version}" if group else version,
-        "kind": kind.get("kind") or "",
-    }
-    return {**{k: v for k, v in defaults.items() if v}, **request["object"]}
+    if mode == "validate":
+        lookups = review.lookups(parsed)
+        if lookups:
+            timeout = parsed.config.kube.timeout_seconds
+            facts = await _facts(state, lookups, namespace=parsed.namespace, timeout=timeout)
+    return await _off_loop(state, answer, parsed, mode, facts)
 
 
 async def _admit(request: web.Request, mode: review.Mode) -> web.Response:
@@ -185,14 +171,14 @@ async def _read_and_answer(
     except ConnectionError:  # the client went away mid-body; nobody reads this answer
         return _reject(state, 400, "disconnected", "connection lost while reading the body")
     try:
-        parsed = await _off_loop(state, _parse, body)
+        parsed = await _off_loop(state, parse_body, body, state.config)
     except wire.BadJson as exc:
         return _reject(state, 400, "bad_json", str(exc))
     except review.ReviewError as exc:
         return _reject(state, 400, "bad_review", str(exc))
     except Exception as exc:  # a bug of ours; the uid is not known yet
         return _internal_error(state, mode, "", exc)
-    uid = parsed["request"]["uid"]
+    uid = parsed.uid
     try:
         text, outcome = await _decide(state, parsed, mode)
     except Exception as exc:
