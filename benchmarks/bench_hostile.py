@@ -24,11 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import trustme
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.hostile import NormalClient, open_peers, percentile, rss_mib, sample_rss
-from tests.integration.conftest import _client_certificate as client_certificate
-from tests.worker import admission_review, statefulset
+from tests.pki import client_pair
+from tests.reviews import admission_review
+from tests.worker import statefulset
 from webhook.certs import pki
 
 TIMEOUT = 90.0  # longer than opening all connections takes, so all are held at once
@@ -73,9 +76,10 @@ async def run(idle: int, silent: int, with_client_ca: bool) -> None:
     )
     client_ca = None
     if with_client_ca:  # the normal client has a certificate from this CA; the peers have none
-        pki.generate(service="client-ca", namespace="bench", out_dir=tmp / "client")
+        clients = trustme.CA()
+        client_pair(tmp / "client", clients)  # client.crt, client.key
         client_ca = tmp / "client" / "ca.crt"
-        client_certificate(tmp / "client", tmp / "client")  # client.crt, client.key
+        clients.cert_pem.write_to_path(str(client_ca))
     proc, https, _http = start(tmp, client_ca)
     try:
         host, port = re.fullmatch(r"https://([^:]+):(\d+)", https).groups()  # type: ignore[union-attr]

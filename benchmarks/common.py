@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests import worker  # noqa: E402 - needs the sys.path entry above
+from tests.reviews import admission_review as admission_review  # noqa: E402
 from webhook.certs import pki  # noqa: E402
 from webhook.core.config import Config  # noqa: E402
 from webhook.server import handlers  # noqa: E402
@@ -166,29 +167,6 @@ def typical_worker(index: int, *, k8s_namespace: str = "pulsar-functions") -> di
             "nodeSelectorLabels": {"disktype": "ssd"},
         },
     )
-
-
-def admission_review(
-    obj: dict[str, Any], *, uid: str, namespace: str | None, operation: str = "CREATE"
-) -> dict[str, Any]:
-    """An AdmissionReview as the API server sends it for `obj`."""
-    api_version = str(obj.get("apiVersion", "apps/v1"))
-    group, _, version = api_version.rpartition("/")
-    request: dict[str, Any] = {
-        "uid": uid,
-        "kind": {"group": group, "version": version, "kind": obj.get("kind", "StatefulSet")},
-        "resource": {"group": group, "version": version, "resource": "statefulsets"},
-        "operation": operation,
-        "userInfo": {"username": "system:serviceaccount:pulsar:pulsar-function-worker"},
-        "object": obj,
-        "dryRun": False,
-    }
-    metadata = obj.get("metadata")
-    if isinstance(metadata, dict) and metadata.get("name"):
-        request["name"] = metadata["name"]
-    if namespace:
-        request["namespace"] = namespace
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
 
 
 def write_bodies(path: Path, count: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests import pki as test_pki
 from tests import pulsar_harness
 from tests.ci import in_ci
 
@@ -29,3 +30,10 @@ def pulsar_harness_command() -> list[str]:
     if in_ci():
         pytest.fail(f"CI=true but Pulsar's runtime harness is unavailable: {unavailable}")
     pytest.skip(f"{unavailable}; install a JDK 17+ and Maven to run Pulsar's own classes")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> test_pki.Pki:
+    """Serving pairs for localhost (two from one CA, one from another) and a client
+    certificate, made once per session (tests/pki.py)."""
+    return test_pki.build(tmp_path_factory.mktemp("pki"))

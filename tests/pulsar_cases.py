@@ -168,7 +168,7 @@ def fixture(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_fixture(case_id: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{case_id}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads((FIXTURES / f"{case_id}.json").read_text(encoding="utf-8"))
 
 
 def main() -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from webhook.core import naming
@@ -295,26 +294,3 @@ def statefulset(
             },
         },
     }
-
-
-def admission_review(
-    obj: Mapping[str, Any] | None,
-    *,
-    uid: str = "7d1c5e0a-0001",
-    operation: str = "CREATE",
-    namespace: str = "pulsar-functions",
-) -> dict[str, Any]:
-    """The AdmissionReview the API server sends for `obj` (a StatefulSet)."""
-    request: dict[str, Any] = {
-        "uid": uid,
-        "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
-        "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
-        "namespace": namespace,
-        "operation": operation,
-        "object": obj,
-        "oldObject": None,
-        "dryRun": False,
-    }
-    if obj is not None:
-        request["name"] = obj["metadata"]["name"]
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}

@@ -64,6 +64,28 @@ AUDIT_POLICY = {
 }
 
 
+def write_kubeconfig(
+    path: Path, *, server: str, ca_file: Path, user: str, credentials: dict[str, str]
+) -> Path:
+    """A kubeconfig (mode 0600) with one cluster, one user with `credentials` (client
+    certificate and key paths, or a token) and a current context joining them. JSON is valid
+    YAML, so kubectl and kubernetes-asyncio both read it."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "e2e", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
+        ],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": user}}],
+        "current-context": "e2e",
+        "preferences": {},
+    }
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    path.chmod(0o600)
+    return path
+
+
 class ControlPlaneUnavailable(RuntimeError):
     """The binaries are missing and cannot be built here (no Go, or the build failed).
 
@@ -506,36 +528,17 @@ class ControlPlane:
         )
 
     def _write_kubeconfig(self) -> None:
-        """JSON is valid YAML, so kubectl and kubernetes-asyncio both read this file."""
         assert self.tmpdir is not None
-        self.kubeconfig = self.tmpdir / "kubeconfig"
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "e2e",
-                    "cluster": {
-                        "server": self.server,
-                        "certificate-authority": str(self.ca_file),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": "admin",
-                    "user": {
-                        "client-certificate": str(self.client_cert),
-                        "client-key": str(self.client_key),
-                    },
-                }
-            ],
-            "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "admin"}}],
-            "current-context": "e2e",
-            "preferences": {},
-        }
-        self.kubeconfig.write_text(json.dumps(config, indent=2) + "\n")
-        self.kubeconfig.chmod(0o600)
+        self.kubeconfig = write_kubeconfig(
+            self.tmpdir / "kubeconfig",
+            server=self.server,
+            ca_file=self.ca_file,
+            user="admin",
+            credentials={
+                "client-certificate": str(self.client_cert),
+                "client-key": str(self.client_key),
+            },
+        )
 
     def _spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
         """Start a child in its own session, output to a log file (a pipe nobody drains blocks)."""

@@ -55,6 +55,7 @@ def control_plane() -> Iterator[ControlPlane]:
     Tests share it, so they must use unique names (e.g. their own namespace). Namespaces cannot
     be deleted for real (no controller-manager finalises them), so do not rely on deletion.
     """
+    unavailable: ControlPlaneUnavailable | None
     try:
         bins = binaries_dir()
     except ControlPlaneUnavailable as exc:

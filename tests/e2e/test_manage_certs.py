@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 import yaml
-from controlplane import ControlPlane, free_ports
+from controlplane import ControlPlane, free_ports, write_kubeconfig
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes_asyncio import watch
@@ -331,25 +331,13 @@ def render(helm: Path) -> list[dict[str, Any]]:
 def service_account_kubeconfig(kube: Kube, path: Path) -> Path:
     """A kubeconfig that authenticates as the webhook's ServiceAccount (TokenRequest)."""
     token = kube.kubectl("-n", SYSTEM, "create", "token", NAME, "--duration=1h").strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "e2e",
-                "cluster": {
-                    "server": kube.cp.server,
-                    "certificate-authority": str(kube.cp.ca_file),
-                },
-            }
-        ],
-        "users": [{"name": "webhook", "user": {"token": token}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "webhook"}}],
-        "current-context": "e2e",
-    }
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
+    return write_kubeconfig(
+        path,
+        server=kube.cp.server,
+        ca_file=kube.cp.ca_file,
+        user="webhook",
+        credentials={"token": token},
+    )
 
 
 def can(
@@ -530,7 +518,9 @@ def test_forced_rotations_of_leaf_then_ca_fail_no_admission(setup: Setup) -> Non
         bundle = x509.load_pem_x509_certificates(rotated["ca-bundle.crt"])
         assert [der_of(c) for c in bundle][1:] == [der(before["ca.crt"])]
         wait_for(
-            lambda: kube.ca_bundles() == [rotated["ca-bundle.crt"]] * 4, 20, "old+new CA published"
+            lambda: kube.ca_bundles() == [rotated["ca-bundle.crt"]] * 4,
+            20,
+            "old+new CA published",
         )
         wait_for(lambda: kube.secret()["tls.crt"] != leaf["tls.crt"], 30, "a leaf from the new CA")
         final = kube.secret()

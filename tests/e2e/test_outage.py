@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import ssl
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,8 @@ from controlplane import ControlPlane
 
 from tests import worker
 from tests.e2e.test_admission import Cluster, Webhook
+from tests.polling import wait_for
+from tests.reviews import admission_review
 
 CONFIG = """\
 secretsProviderConfiguratorClassName: org.apache.pulsar.functions.secretsproviderconfigurator.KubernetesSecretsProviderConfigurator
@@ -45,7 +46,7 @@ def frozen(control_plane: ControlPlane) -> Iterator[None]:
 
 
 def review(namespace: str, obj: dict[str, Any], uid: str) -> dict[str, Any]:
-    return worker.admission_review(obj, uid=uid, namespace=namespace)
+    return admission_review(obj, uid=uid, namespace=namespace)
 
 
 def validate(hook: Webhook, body: dict[str, Any]) -> dict[str, Any]:
@@ -102,12 +103,13 @@ def test_with_the_api_server_frozen_the_same_review_always_gets_the_same_decisio
         # what the cache knows is still used: no lookup, no outage
         assert from_cache["allowed"] is True and "warnings" not in from_cache
         # resumed: the lookup answers again (the Secret does not exist)
-        deadline = time.monotonic() + 30
-        while True:
-            after = decision(validate(hook, review(namespace, missing, "uid-after")))[1]
-            if "does not exist in this namespace" in after or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert "does not exist in this namespace" in after
+        wait_for(
+            lambda: (
+                "does not exist in this namespace"
+                in decision(validate(hook, review(namespace, missing, "uid-after")))[1]
+            ),
+            30,
+            "the lookup to answer again (the Secret does not exist)",
+        )
     finally:
         hook.stop()

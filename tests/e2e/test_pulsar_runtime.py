@@ -14,6 +14,7 @@ config's namespace carries a label that only its own webhook configurations sele
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -26,7 +27,8 @@ import pytest
 from controlplane import ControlPlane
 
 from tests import pulsar_cases, pulsar_harness
-from tests.e2e.test_admission import SECRETS, Cluster, Webhook, wait_for, webhook_configurations
+from tests.e2e.test_admission import SECRETS, Cluster, Webhook, webhook_configurations
+from tests.polling import wait_for
 
 GROUP_LABEL = "pf-webhook-e2e/worker-config"
 # the Secret KubernetesSecretsTokenAuthProvider would have created for auth data "abc123"
@@ -69,6 +71,10 @@ def _worker_config(group: str, directory: Path) -> Path:
     path = directory / f"{group}.yml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _dry_run_accepted(cluster: Cluster, obj: dict[str, Any]) -> bool:
+    return cluster.create(obj, "--dry-run=server").code == 0
 
 
 def _narrowed(doc: dict[str, Any], group: str) -> dict[str, Any]:
@@ -139,7 +145,7 @@ def run(
                 },
             }
             wait_for(
-                lambda probe=probe: cluster.create(probe, "--dry-run=server").code == 0,
+                functools.partial(_dry_run_accepted, cluster, probe),
                 30,
                 f"the webhook configurations for {group} to take effect (log: {hook.log})",
             )
@@ -168,7 +174,7 @@ def _posts(result: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 def _stored(result: dict[str, Any], kind: str) -> dict[str, Any]:
     created = [r for r in _posts(result, kind) if r["status"] == 201]
     assert len(created) == 1, [r["status"] for r in _posts(result, kind)]
-    return created[0]["response"]  # type: ignore[no-any-return]
+    return created[0]["response"]
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:

@@ -2,34 +2,27 @@
 
 `serve(...)` starts `python -m webhook serve` on free ports (`--port 0 --metrics-port 0`; the
 startup line says which ones), with its stdout and stderr captured to files, and stops it at
-teardown. `pki` is built once per session: a serving CA with a localhost pair, and a client CA
-with a client certificate (for `--client-ca`).
+teardown. Its certificates are a copy of the session's `pki` (tests/pki.py) unless a test gives
+its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import re
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from webhook.certs.pki import generate
+from tests.pki import Pki
 
 STARTUP = re.compile(
     r"pf-webhook serving (?P<https>https://\S+) \(/mutate, /validate\), "
@@ -37,68 +30,6 @@ STARTUP = re.compile(
 )
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
-
-
-@dataclass(frozen=True)
-class Pki:
-    serving: Path  # ca.crt, ca.key, tls.crt, tls.key for localhost / 127.0.0.1
-    client_ca: Path  # ca.crt of the CA that signed client.crt
-    client_cert: Path
-    client_key: Path
-
-    def client_context(self, *, with_client_cert: bool = False) -> ssl.SSLContext:
-        """Trusts only our serving CA (not the system roots)."""
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(cafile=str(self.serving / "ca.crt"))
-        if with_client_cert:
-            ctx.load_cert_chain(self.client_cert, self.client_key)
-        return ctx
-
-
-def _client_certificate(ca_dir: Path, out: Path) -> tuple[Path, Path]:
-    ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.crt").read_bytes())
-    ca_key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_path, key_path = out / "client.crt", out / "client.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    serving = tmp_path_factory.mktemp("serving")
-    generate(
-        service="pf-webhook",
-        namespace="pf-webhook",
-        out_dir=serving,
-        hosts=("localhost",),
-        ips=("127.0.0.1",),
-    )
-    client_dir = tmp_path_factory.mktemp("client")
-    generate(service="client-ca", namespace="test", out_dir=client_dir)
-    cert, key = _client_certificate(client_dir, client_dir)
-    return Pki(serving=serving, client_ca=client_dir / "ca.crt", client_cert=cert, client_key=key)
 
 
 class Served:

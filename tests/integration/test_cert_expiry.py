@@ -12,15 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.integration.conftest import ServeFactory
 from tests.metrics import metric_value
+from tests.pki import serving_pair
 from tests.polling import wait_for
-from webhook.certs import pki
 
 pytestmark = pytest.mark.slow
 
@@ -33,32 +29,15 @@ def _get(url: str) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
-def _expired_pair(directory: Path) -> datetime.datetime:
-    """A self-signed pair that expired yesterday (Python's ssl still loads it)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    not_after = (now - datetime.timedelta(days=1)).replace(microsecond=0)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=30))
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "tls.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+def _pair(directory: Path, *, not_after: datetime.datetime) -> datetime.datetime:
+    """A serving pair for localhost valid until `not_after` (whole seconds, as X.509 keeps)."""
+    not_after = not_after.replace(microsecond=0)
+    serving_pair(directory, not_before=not_after - datetime.timedelta(days=30), not_after=not_after)
     return not_after
+
+
+def _in_days(days: float) -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days)
 
 
 def _expiry_metric(base: str) -> float:
@@ -83,29 +62,26 @@ def test_a_certificate_expiring_within_30_days_is_logged_and_on_metrics(
     serve: ServeFactory, tmp_path: Path
 ) -> None:
     source = tmp_path / "soon"
-    pki.generate(
-        service="pf-webhook", namespace="pf", out_dir=source, days=10, hosts=("localhost",)
-    )
-    leaf = x509.load_pem_x509_certificate((source / "tls.crt").read_bytes())
+    not_after = _pair(source, not_after=_in_days(10))
     served = serve(cert_source=source)
-    assert _expiry_metric(served.http) == leaf.not_valid_after_utc.timestamp()
+    assert _expiry_metric(served.http) == not_after.timestamp()
     assert len(_warnings(served.logs())) == 1
     assert _get(f"{served.http}/readyz")[0] == 200  # expiring is not expired
     # a reload of another soon-expiring pair warns again
-    pki.generate(
-        service="pf-webhook", namespace="pf", out_dir=served.cert_dir, days=5, hosts=("localhost",)
-    )
-    renewed = x509.load_pem_x509_certificate((served.cert_dir / "tls.crt").read_bytes())
+    staged = tmp_path / "renewed"
+    renewed = _pair(staged, not_after=_in_days(5))
+    for name in ("tls.key", "tls.crt"):
+        os.replace(staged / name, served.cert_dir / name)
     wait_for(lambda: len(_warnings(served.logs())) >= 2, 20, "a warning for the reloaded pair")
     assert len(_warnings(served.logs())) == 2
-    assert _expiry_metric(served.http) == renewed.not_valid_after_utc.timestamp()
+    assert _expiry_metric(served.http) == renewed.timestamp()
 
 
 def test_an_expired_certificate_makes_the_server_not_ready(
     serve: ServeFactory, tmp_path: Path
 ) -> None:
     source = tmp_path / "expired"
-    not_after = _expired_pair(source)
+    not_after = _pair(source, not_after=_in_days(-1))  # expired yesterday
     served = serve(cert_source=source)
     assert _expiry_metric(served.http) == not_after.timestamp()
     status, body = _get(f"{served.http}/readyz")
@@ -114,7 +90,7 @@ def test_an_expired_certificate_makes_the_server_not_ready(
     assert "serving certificate expired" in served.logs()
     # a valid pair brings readiness back without a restart
     fresh = tmp_path / "fresh"
-    pki.generate(service="pf-webhook", namespace="pf", out_dir=fresh, hosts=("localhost",))
+    serving_pair(fresh)
     for name in ("tls.key", "tls.crt"):
         os.replace(fresh / name, served.cert_dir / name)
     wait_for(lambda: _get(f"{served.http}/readyz")[0] == 200, 20, "/readyz to answer 200")

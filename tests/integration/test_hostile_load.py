@@ -25,9 +25,12 @@ import pytest
 import yaml
 
 from tests.hostile import NormalClient, Peer, open_peers, rss_mib, sample_rss
-from tests.integration.conftest import Pki, Served, ServeFactory
-from tests.metrics import metric_value
-from tests.worker import admission_review, statefulset
+from tests.integration.conftest import Served, ServeFactory
+from tests.metrics import read_metric
+from tests.pki import Pki
+from tests.polling import until, wait_for
+from tests.reviews import admission_review
+from tests.worker import statefulset
 
 pytestmark = pytest.mark.slow
 
@@ -57,11 +60,6 @@ def address(served: Served) -> tuple[str, int]:
     found = re.fullmatch(r"https://([^:]+):(\d+)", served.https)
     assert found, served.https
     return found[1], int(found[2])
-
-
-async def metric(served: Served, name: str, **labels: str) -> float:
-    async with aiohttp.ClientSession() as session, session.get(f"{served.http}/metrics") as got:
-        return metric_value(await got.text(), name, **labels)
 
 
 async def raw_exchange(
@@ -153,9 +151,11 @@ def test_idle_and_silent_connections_are_bounded_and_closed_at_their_timeouts(
 
     async def counters() -> tuple[float, float, float]:
         return (
-            await metric(served, "pf_webhook_connections_total", event="handshake_timeout"),
-            await metric(served, "pf_webhook_connections_total", event="header_timeout"),
-            await metric(served, "pf_webhook_open_connections"),
+            await read_metric(
+                served.http, "pf_webhook_connections_total", event="handshake_timeout"
+            ),
+            await read_metric(served.http, "pf_webhook_connections_total", event="header_timeout"),
+            await read_metric(served.http, "pf_webhook_open_connections"),
         )
 
     handshake_timeouts, header_timeouts, still_open = asyncio.run(counters())
@@ -163,15 +163,16 @@ def test_idle_and_silent_connections_are_bounded_and_closed_at_their_timeouts(
     assert header_timeouts == (0 if client_cert else idle)
     if client_cert:
         failed = asyncio.run(
-            metric(served, "pf_webhook_connections_total", event="handshake_failed")
+            read_metric(served.http, "pf_webhook_connections_total", event="handshake_failed")
         )
         assert failed == idle
     # memory is handed back once the connections are gone
-    deadline = time.monotonic() + SLACK
     returned = result["baseline"] + (result["peak"] - result["baseline"]) / 2
-    while rss_mib(served.proc.pid) > returned and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert rss_mib(served.proc.pid) <= returned, (result["baseline"], result["peak"])
+    wait_for(
+        lambda: rss_mib(served.proc.pid) <= returned,
+        SLACK,
+        f"RSS back to {returned:.0f} MiB (baseline, peak: {result['baseline']}, {result['peak']})",
+    )
     assert still_open <= 1  # at most the normal client's keep-alive connection, closing
     assert "Traceback" not in served.logs()
 
@@ -183,22 +184,23 @@ def test_at_the_cap_new_connections_replace_idle_ones_and_reviews_still_get_thro
     host, port = address(served)
 
     async def counted(at_least: int) -> None:  # accept is asynchronous
-        deadline = time.monotonic() + SLACK
-        while await metric(served, "pf_webhook_open_connections") < at_least:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        async def enough() -> bool:
+            return await read_metric(served.http, "pf_webhook_open_connections") >= at_least
+
+        await until(enough, SLACK, f"{at_least} open connections")
 
     async def scenario() -> tuple[list[Peer], list[Peer], list[Peer], float, float, int, float]:
         held, _ = await open_peers(host, port, 20, tls=None)  # the cap, all doing nothing
         await counted(20)
         over, _ = await open_peers(host, port, 5, tls=None)
         closing = [asyncio.create_task(p.wait_closed_by_server()) for p in held + over]
-        deadline = time.monotonic() + SLACK  # far under the 60 s handshake timeout
-        while sum(p.closed is not None for p in held + over) < 5:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        evicted = await metric(served, "pf_webhook_connections_total", event="evicted")
-        refused = await metric(served, "pf_webhook_connections_total", event="refused")
+        await until(  # far under the 60 s handshake timeout
+            lambda: sum(p.closed is not None for p in held + over) >= 5,
+            SLACK,
+            "five connections closed by the server",
+        )
+        evicted = await read_metric(served.http, "pf_webhook_connections_total", event="evicted")
+        refused = await read_metric(served.http, "pf_webhook_connections_total", event="refused")
         # still at the cap, with nothing but idle connections: a review gets through
         async with (
             aiohttp.ClientSession(
@@ -207,7 +209,7 @@ def test_at_the_cap_new_connections_replace_idle_ones_and_reviews_still_get_thro
             session.post(f"{served.https}/mutate", json=review()) as response,
         ):
             status = response.status
-        open_now = await metric(served, "pf_webhook_open_connections")
+        open_now = await read_metric(served.http, "pf_webhook_open_connections")
         for task in closing:
             task.cancel()
         await asyncio.gather(*closing, return_exceptions=True)
@@ -235,16 +237,17 @@ def test_a_connection_with_a_request_in_progress_is_never_replaced(
         )
         writer.write(head + b"Content-Length: 1000\r\n\r\n{")  # the body never completes
         await writer.drain()
-        deadline = time.monotonic() + SLACK  # the review's handler is now waiting for the body
-        while await metric(served, "pf_webhook_open_connections") < 1:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+
+        async def accepted() -> bool:  # the review's handler is then waiting for the body
+            return await read_metric(served.http, "pf_webhook_open_connections") >= 1
+
+        await until(accepted, SLACK, "the connection to be counted")
         await asyncio.sleep(0)
         (newcomer,), _ = await open_peers(host, port, 1, tls=None)
         async with asyncio.timeout(SLACK):
             await newcomer.wait_closed_by_server()
-        refused = await metric(served, "pf_webhook_connections_total", event="refused")
-        evicted = await metric(served, "pf_webhook_connections_total", event="evicted")
+        refused = await read_metric(served.http, "pf_webhook_connections_total", event="refused")
+        evicted = await read_metric(served.http, "pf_webhook_connections_total", event="evicted")
         busy_alive = not reader.at_eof()
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
@@ -269,7 +272,12 @@ def test_slow_headers_are_cut_at_the_header_timeout(serve: ServeFactory, pki: Pk
     )
     assert received == b""  # closed without an answer: there is no request to answer
     assert closed  # by the server at its header timeout, not left open until our deadline
-    assert asyncio.run(metric(served, "pf_webhook_connections_total", event="header_timeout")) == 1
+    assert (
+        asyncio.run(
+            read_metric(served.http, "pf_webhook_connections_total", event="header_timeout")
+        )
+        == 1
+    )
 
 
 def test_a_body_shorter_than_its_content_length_gets_408(serve: ServeFactory, pki: Pki) -> None:
@@ -354,7 +362,9 @@ def test_framing_errors_are_4xx_and_logged_once_per_interval(serve: ServeFactory
     statuses = asyncio.run(go())
     intervals = int((time.monotonic() - started) // 10) + 1  # 10 s intervals the requests spanned
     assert all(400 <= s < 500 for s in statuses), statuses
-    counted = asyncio.run(metric(served, "pf_webhook_http_errors_total", logger="aiohttp.server"))
+    counted = asyncio.run(
+        read_metric(served.http, "pf_webhook_http_errors_total", logger="aiohttp.server")
+    )
     assert counted >= len(bad) - 10  # the bad chunk may be seen once the answer is written
     lines = [line for line in served.stderr.splitlines() if '"logger": "aiohttp.server"' in line]
     # at most one per 10 s interval (+1: the first interval may have begun before the requests)
@@ -379,34 +389,64 @@ def heavy_review(uid: str) -> dict[str, Any]:
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_healthz_answers_while_heavy_reviews_are_processed(serve: ServeFactory, pki: Pki) -> None:
     served = serve()
-    bodies = [json.dumps(heavy_review(f"heavy-{i}")).encode() for i in range(2)]
-    assert all(len(b) < 3 * 1024 * 1024 for b in bodies)
+    bodies = {f"heavy-{i}": json.dumps(heavy_review(f"heavy-{i}")).encode() for i in range(2)}
+    assert all(len(b) < 3 * 1024 * 1024 for b in bodies.values())
 
-    async def go() -> tuple[list[int], list[float], int]:
+    async def go() -> tuple[list[int], list[float], list[bool]]:
+        sent: dict[str, int] = {}  # review uid -> body bytes handed to the connection
+
+        async def on_chunk(
+            session: aiohttp.ClientSession,
+            context: Any,
+            params: aiohttp.TraceRequestChunkSentParams,
+        ) -> None:
+            uid = params.url.query.get("uid")
+            if uid and params.chunk:
+                sent[uid] = sent.get(uid, 0) + len(params.chunk)
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_chunk_sent.append(on_chunk)
         connector = aiohttp.TCPConnector(ssl=pki.client_context())
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with aiohttp.ClientSession(connector=connector, trace_configs=[trace]) as session:
 
-            async def post(body: bytes) -> int:
+            async def post(uid: str, body: bytes) -> int:
                 headers = {"Content-Type": "application/json"}
                 async with session.post(
-                    f"{served.https}/mutate", data=io.BytesIO(body), headers=headers
+                    f"{served.https}/mutate",
+                    params={"uid": uid},
+                    data=io.BytesIO(body),
+                    headers=headers,
                 ) as r:
                     await r.read()
                     return r.status
 
-            reviews = [asyncio.create_task(post(b)) for b in bodies]
+            reviews = [asyncio.create_task(post(uid, b)) for uid, b in bodies.items()]
+            # /healthz only once both bodies are on their way: the server now has them to read
+            # and review, and a loop that did so itself could answer nothing else meanwhile
+            await until(
+                lambda: (
+                    all(sent.get(uid) == len(b) for uid, b in bodies.items())
+                    or any(t.done() for t in reviews)
+                ),
+                what="both review bodies sent",
+            )
             latencies: list[float] = []
+            before_any_review: list[bool] = []  # per /healthz answer: no review answered yet
             while not all(t.done() for t in reviews):
                 started = time.perf_counter()
                 async with session.get(f"{served.http}/healthz") as r:
                     assert r.status == 200
                 latencies.append(time.perf_counter() - started)
-                await asyncio.sleep(0.05)
+                before_any_review.append(not any(t.done() for t in reviews))
+                await asyncio.sleep(0)  # let the review tasks see their answers
             statuses = [await t for t in reviews]
-            return statuses, latencies, len(latencies)
+            return statuses, latencies, before_any_review
 
-    statuses, latencies, answered = asyncio.run(go())
+    statuses, latencies, before_any_review = asyncio.run(go())
     assert statuses == [200, 200]
-    # /healthz kept answering while the reviews were in progress, not only after them
-    assert answered >= 10, latencies
+    # Every /healthz asked while the reviews were under way was answered (200, above), and the
+    # first, asked once both bodies were sent, before either review was. No count of answers:
+    # how many fit in depends on the machine's speed.
+    assert before_any_review and before_any_review[0], before_any_review
+    answered = len(latencies)
     print(f"/healthz during heavy reviews: {answered} answers, max {max(latencies) * 1000:.0f} ms")

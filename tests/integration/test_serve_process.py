@@ -8,7 +8,6 @@ time to hide a race.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import copy
 import io
@@ -18,7 +17,6 @@ import shutil
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,9 +27,12 @@ import jsonpatch
 import pytest
 from cryptography import x509
 
-from tests.integration.conftest import Pki, Served, ServeFactory
-from tests.worker import admission_review, statefulset
-from webhook.certs.pki import generate
+from tests.integration.conftest import Served, ServeFactory
+from tests.metrics import read_metric
+from tests.pki import Pki
+from tests.polling import until
+from tests.reviews import admission_review, patch_of
+from tests.worker import statefulset
 
 pytestmark = pytest.mark.slow
 
@@ -97,26 +98,6 @@ async def get(url: str) -> tuple[int, str]:
         return resp.status, await resp.text()
 
 
-async def metric(served: Served, series: str) -> float:
-    """The value of one series, e.g. 'pf_webhook_errors_total{kind="cert_reload"}'; 0 if absent."""
-    status, text = await get(served.http + "/metrics")
-    assert status == 200
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == series:
-            return float(value)
-    return 0.0
-
-
-async def until(
-    condition: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await asyncio.sleep(0.02)
-
-
 async def raw_exchange(
     served: Served, pki: Pki, body: bytes, *, path: str = "/mutate"
 ) -> tuple[int, bytes, bytes]:
@@ -165,7 +146,7 @@ async def test_a_worker_statefulset_gets_the_patch_the_cli_computes(
         answer = await post_review(session, served.https + "/mutate", admission_review(obj))
     response = answer["response"]
     assert response["allowed"] is True and response["patchType"] == "JSONPatch"
-    ops = json.loads(base64.b64decode(response["patch"]))
+    ops = patch_of(response)
     assert jsonpatch.apply_patch(copy.deepcopy(obj), ops) == expected
     assert expected != obj
 
@@ -241,7 +222,9 @@ async def test_bad_input_gets_clear_errors_and_the_server_keeps_serving(
         assert answer["response"]["allowed"] is True and answer["response"]["patch"]
     assert served.proc.poll() is None
     assert "Traceback" not in served.logs()
-    assert await metric(served, 'pf_webhook_errors_total{kind="too_large"}') == 1
+    assert (
+        await read_metric(served.http, "pf_webhook_errors_total", default=0, kind="too_large") == 1
+    )
 
 
 # --------------------------------------------------------------------------- (3) rotation
@@ -254,16 +237,7 @@ async def test_replaced_certificates_are_served_without_a_failed_request(
     live = served.cert_dir
     old_serial = serial((live / "tls.crt").read_bytes())
     staging = tmp_path / "staging"
-    staging.mkdir()
-    for name in ("ca.crt", "ca.key"):
-        shutil.copy(live / name, staging / name)
-    generate(
-        service="pf-webhook",
-        namespace="pf-webhook",
-        out_dir=staging,
-        hosts=("localhost",),
-        ips=("127.0.0.1",),
-    )
+    shutil.copytree(pki.rotated, staging)  # a new pair from the same CA
     new_serial = serial((staging / "tls.crt").read_bytes())
     assert (staging / "ca.crt").read_bytes() == (live / "ca.crt").read_bytes()
 
@@ -299,7 +273,12 @@ async def test_replaced_certificates_are_served_without_a_failed_request(
         os.replace(staging / "tls.crt", live / "tls.crt")
 
         async def kept_old_pair() -> bool:
-            return await metric(served, 'pf_webhook_errors_total{kind="cert_reload"}') >= 1
+            return (
+                await read_metric(
+                    served.http, "pf_webhook_errors_total", default=0, kind="cert_reload"
+                )
+                >= 1
+            )
 
         await until(kept_old_pair, what="the server to notice the half-replaced pair")
         await until(await progressed(5), what="reviews while the pair is mismatched")
@@ -315,7 +294,7 @@ async def test_replaced_certificates_are_served_without_a_failed_request(
         await asyncio.gather(*clients)
     assert failures == []
     assert old_serial in seen and seen[-1] == new_serial
-    assert await metric(served, "pf_webhook_cert_reloads_total") == 1
+    assert await read_metric(served.http, "pf_webhook_cert_reloads_total") == 1
     assert "serving certificate reloaded" in served.stderr
 
 
@@ -343,7 +322,6 @@ async def test_sigterm_drains_then_finishes_in_flight_reviews_and_exits_0(
             await writer.drain()
             assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
 
-            signalled = time.monotonic()
             served.signal()
 
             async def not_ready() -> bool:
@@ -355,8 +333,8 @@ async def test_sigterm_drains_then_finishes_in_flight_reviews_and_exits_0(
             answer = await post_review(
                 session, served.https + "/validate", admission_review(worker_statefulset())
             )
+            # answered, so before the drain ended: once the listener closes, a request fails
             assert "response" in answer
-            assert time.monotonic() - signalled < 2
 
             async def listener_closed() -> bool:
                 try:
@@ -405,7 +383,12 @@ async def test_a_changed_config_file_applies_without_restart(serve: ServeFactory
         os.replace(staged, config_path)
 
         async def rejected() -> bool:
-            return await metric(served, 'pf_webhook_config_reloads_total{result="error"}') == 1
+            return (
+                await read_metric(
+                    served.http, "pf_webhook_config_reloads_total", default=0, result="error"
+                )
+                == 1
+            )
 
         await until(rejected, what="the bad config to be rejected")
         answer = await post_review(session, served.https + "/validate", doc)
@@ -423,7 +406,10 @@ async def test_a_changed_config_file_applies_without_restart(serve: ServeFactory
         assert any(
             w.startswith("[naming/statefulset-name]") for w in answer["response"]["warnings"]
         )
-    assert await metric(served, 'pf_webhook_config_reloads_total{result="ok"}') == 1
+    assert (
+        await read_metric(served.http, "pf_webhook_config_reloads_total", default=0, result="ok")
+        == 1
+    )
     assert "config not reloaded; keeping the previous config" in served.stderr
 
 
@@ -444,7 +430,7 @@ async def test_logs_never_contain_secret_values_or_tokens(serve: ServeFactory, p
     )
     async with https_session(pki) as session:
         mutated = await post_review(session, served.https + "/mutate", admission_review(obj))
-        ops = json.loads(base64.b64decode(mutated["response"]["patch"]))
+        ops = patch_of(mutated["response"])
         assert SECRET_VALUE not in json.dumps(ops), "the literal value is replaced, not copied"
         assert any("DB_PASSWORD" in w for w in mutated["response"]["warnings"])
         await post_review(session, served.https + "/validate", admission_review(obj))

@@ -325,7 +325,7 @@ def test_unsigned_or_hmac_token_is_not_verified(
     capsys: pytest.CaptureFixture[str], keys: Keys, tmp_path: Path
 ) -> None:
     for token in (
-        jwt.encode(_claims(), None, algorithm="none"),
+        jwt.encode(_claims(), None, algorithm="none"),  # type: ignore[arg-type]  # no key for "none"
         jwt.encode(_claims(), "a-shared-secret-of-at-least-32-bytes!!", algorithm="HS256"),
     ):
         run = _audit(capsys, token, tmp_path, "--jwks", str(keys.jwks_path))
@@ -397,7 +397,8 @@ def test_default_max_lifetime_and_warnafter(
 ) -> None:
     year = 365 * 86400
     kube = dict(_claims()["kubernetes.io"], warnafter=NOW + 3547)
-    token = _mint(keys, iat=NOW - 60, nbf=NOW - 60, exp=NOW - 60 + year, **{"kubernetes.io": kube})
+    claims: dict[str, Any] = {"kubernetes.io": kube}
+    token = _mint(keys, iat=NOW - 60, nbf=NOW - 60, exp=NOW - 60 + year, **claims)
     run = _audit(capsys, token, tmp_path, "--jwks", str(keys.jwks_path))
     assert run.code == 1
     assert (

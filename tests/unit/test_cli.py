@@ -3,7 +3,6 @@ codes, and one-line errors without tracebacks."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from tests import worker
+from tests.reviews import patch_of
 from webhook import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -104,7 +104,7 @@ def test_an_admission_review_gets_the_servers_answer(
         and response["patchType"] == "JSONPatch"
     )
     review = json.loads((EXAMPLES / "admission-review.json").read_text())
-    ops = json.loads(base64.b64decode(response["patch"]))
+    ops = patch_of(response)
     patched = jsonpatch.apply_patch(copy.deepcopy(review["request"]["object"]), ops)
     assert [v["name"] for v in patched["spec"]["template"]["spec"]["volumes"]] == [
         "service-account-token"

@@ -4,7 +4,6 @@ or other Secret key is ever shown."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import dataclasses
 import json
@@ -16,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import worker
+from tests.reviews import admission_review, patch_of
 from webhook.core import bounded, cluster, config, mutation, policy, quantity, review, secrets
 from webhook.core.config import Config
 from webhook.server import handlers, wire
@@ -46,28 +46,18 @@ def strict_config(**webhook: Any) -> Config:
 
 
 def review_of(obj: Any, operation: str = "CREATE") -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u-1",
-            "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
-            "namespace": "pulsar-functions",
-            "operation": operation,
-            "object": obj,
-        },
-    }
+    return admission_review(obj, uid="u-1", operation=operation)
 
 
 def mutate_then_validate(
     obj: dict[str, Any], cfg: Config, facts: cluster.ClusterFacts | None = None
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+) -> tuple[review.AdmissionResponse, dict[str, Any], review.AdmissionResponse]:
     """What the API server does: /mutate, apply the patch, /validate the result."""
     mutated, _ = review.respond(review.parse(review_of(obj), cfg), mode="mutate")
     response = mutated["response"]
     stored = copy.deepcopy(obj)
     if "patch" in response:
-        ops = json.loads(base64.b64decode(response["patch"]))
+        ops = patch_of(response)
         stored = jsonpatch.apply_patch(stored, ops)
     validated, _ = review.respond(
         review.parse(review_of(stored), cfg), mode="validate", facts=facts
@@ -207,7 +197,7 @@ def test_a_24000_entry_secrets_map_is_handled_when_the_limit_allows_it() -> None
     cfg = dataclasses.replace(config.default_config(), limits=limits)
     answer, _ = review.respond(review.parse(review_of(sts), cfg), mode="mutate")
     response = answer["response"]
-    ops = json.loads(base64.b64decode(response["patch"]))
+    ops = patch_of(response)
     env = jsonpatch.apply_patch(sts, ops)["spec"]["template"]["spec"]["containers"][0]["env"]
     assert [e["name"] for e in env] == [f"ENV_{i}" for i in range(0, 24_000, 2)] + [
         f"ENV_{i}" for i in range(1, 24_000, 2)
@@ -347,7 +337,7 @@ GRANULAR = config.from_mapping(
 )
 
 
-def _answers(body: Any, cfg: Config) -> list[dict[str, Any]]:
+def _answers(body: Any, cfg: Config) -> list[review.AdmissionResponse]:
     parsed = review.parse(body, cfg)
     return [review.respond(parsed, mode=mode)[0]["response"] for mode in ("mutate", "validate")]
 

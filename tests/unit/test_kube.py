@@ -15,7 +15,7 @@ from webhook.kube.client import KubeError
 def _raising(status: int) -> Any:
     async def read(name: str, namespace: str) -> Any:
         exc = ApiException(status=status, reason="Reason")
-        exc.body = '{"message": "secret-value-in-body"}'
+        exc.body = b'{"message": "secret-value-in-body"}'  # bytes, as read off the response
         raise exc
 
     return read

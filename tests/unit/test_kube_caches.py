@@ -3,6 +3,7 @@ only), the plain lookups the core asks for, and a bounded number of live reads p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -76,7 +77,7 @@ async def test_one_review_makes_at_most_the_capped_number_of_live_reads() -> Non
         made.append(name)
         return name
 
-    results = [await budget.read(f"Secret ns/{n}", lambda n=n: read(n)) for n in "abc"]
+    results = [await budget.read(f"Secret ns/{n}", functools.partial(read, n)) for n in "abc"]
     assert made == ["a", "b"]
     assert results == [(True, "a"), (True, "b"), (False, None)]
     assert budget.failed == "more than 2 cluster reads for one object; not read"

@@ -120,7 +120,7 @@ async def test_no_cluster_is_none_or_a_one_line_error(
 
 def _api_exception(status: int, body: str) -> ApiException:
     exc = ApiException(status=status, reason="Reason")
-    exc.body = body
+    exc.body = body.encode()  # bytes, as read off the response
     return exc
 
 

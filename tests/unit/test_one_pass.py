@@ -20,9 +20,10 @@ import jsonpatch
 import pytest
 from kubernetes_asyncio import client as k8s
 
+from tests.reviews import admission_review
 from tests.unit import test_golden as golden
 from tests.unit.test_server import ClientFactory, post_review, state_with
-from tests.worker import admission_review, statefulset
+from tests.worker import statefulset
 from webhook.core import analysis, command, config, mutation, policy, workload
 from webhook.kube import caches
 from webhook.server import handlers
@@ -73,7 +74,8 @@ def _provider(api: k8s.ApiClient) -> caches.ClusterCaches:
     for name, keys in SECRETS.items():
         provider.secret_meta[""].put(NAMESPACE, name, "7")
         provider.secret_keys[(NAMESPACE, name)] = ("7", frozenset(keys))
-    for reflector in (*provider.secret_meta.values(), provider.statefulsets):
+    reflectors: list[Any] = [*provider.secret_meta.values(), provider.statefulsets]
+    for reflector in reflectors:
         reflector.synced.set()
     provider.service_accounts.synced.set()
     return provider

@@ -36,7 +36,7 @@ def rules_of(obj: Any, cfg: Config) -> list[tuple[str, str]]:
 def test_the_workers_own_statefulset_passes_every_pod_rule() -> None:
     for auth in ("none", "sa-token", "token-secret"):
         sts = worker.statefulset(
-            auth=auth,  # type: ignore[arg-type]
+            auth=auth,
             ca_secret="broker-ca" if auth == "sa-token" else None,
         )
         assert not [r for r in rules_of(sts, strict_config()) if r[0].startswith("pod/")]
@@ -125,7 +125,7 @@ def test_annotations_from_the_cluster_config_and_the_worker_are_not_judged() -> 
     assert validated["allowed"] is True
 
 
-def updated(change: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def updated(change: Any) -> tuple[dict[str, Any], review.AdmissionResponse]:
     """A stored (mutated) function, then the same object edited directly as an UPDATE."""
     _, stored, validated = mutate_then_validate(worker.statefulset(), strict_config())
     assert validated["allowed"] is True
@@ -260,7 +260,7 @@ def test_the_account_reaches_the_pod() -> None:
 
 
 pulsar_names = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=80
+    st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=80
 )
 
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import worker
+from tests.reviews import admission_review
 from webhook.core import command, config, mutation, naming, patch, policy, review
 
 NAME_CHARS = st.characters(
@@ -89,10 +90,13 @@ ALL_ON = {
 }
 
 
+AUTHS: tuple[worker.Auth, ...] = ("none", "sa-token", "token-secret")
+
+
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[dict[str, Any], config.Config, str]:
     """A worker StatefulSet (sometimes with hand edits), a config, and a secret planted in it."""
-    auth = draw(st.sampled_from(["none", "sa-token", "token-secret"]))
+    auth = draw(st.sampled_from(AUTHS))
     ca = draw(st.one_of(st.none(), dns_names)) if auth == "sa-token" else None
     secrets = draw(st.one_of(st.none(), secret_maps))
     obj = worker.statefulset(
@@ -224,11 +228,7 @@ def test_no_secret_value_appears_in_output_patch_or_warnings(
             assert not policy.validate(result.obj, cfg).allowed
         else:
             assert planted not in json.dumps(result.obj)
-    doc = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {"uid": "u", "operation": "CREATE", "object": obj},
-    }
+    doc = admission_review(obj, uid="u", namespace=None)
     reply, _ = review.respond(review.parse(doc, cfg), mode="validate")
     assert planted not in json.dumps(reply)
 

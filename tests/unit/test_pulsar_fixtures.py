@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def test_a_selector_key_override_is_repaired_when_the_rule_does_not_deny(
     case: pulsar_cases.Case,
 ) -> None:
     key = case.id.removeprefix("override-")
-    cfg = config.replace(_config(case), rules={"customizer/options": "warn"})
+    cfg = replace(_config(case), rules={"customizer/options": "warn"})
     service, sts = _objects(case.id)
     for obj in (service, sts):
         result = mutation.mutate(obj, cfg)
@@ -240,7 +241,7 @@ def test_a_granularity_of_zero_or_below_skips_the_check_as_in_pulsar(
 
 def test_the_token_warning_never_says_none() -> None:
     case = CASES["java"]
-    cfg = config.replace(_config(case), token_audience=None, token_expiration_seconds=7200)
+    cfg = replace(_config(case), token_audience=None, token_expiration_seconds=7200)
     _, sts = _objects(case.id)
     warnings = mutation.mutate(sts, cfg).warnings
     [line] = [w for w in warnings if "token audience" in w]

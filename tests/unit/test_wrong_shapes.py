@@ -1,5 +1,9 @@
 """Bad input never crashes: any subtree of a worker StatefulSet replaced by a value of the
-wrong type gives a refusal with a message naming the field, or a correct result."""
+wrong type gives a refusal with a message naming the field, or a correct result.
+
+The field is named as the API server's own errors name one: `spec.template.spec.containers[0]`,
+map keys in brackets (`metadata.labels[app.kubernetes.io/name]`); the refusal names an edited
+field or one inside the value put there."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import worker
+from tests.reviews import admission_review
 from webhook.core import config, mutation, patch, policy, review, shape
 
 ALL_ON = config.from_mapping(
@@ -75,12 +80,32 @@ def test_wrong_types_anywhere_are_refused_or_handled_never_raised(
         assert mutation.mutate(result.obj, cfg).obj == result.obj
     else:
         assert "\n" not in result.refusal
-    policy.validate(obj, cfg)
+        named = _named_path(result.refusal)
+        edited = [tuple(str(key) for key in path) for path, _ in edits]
+        assert any(named[: len(path)] == path for path in edited), (result.refusal, edited)
+    validated = policy.validate(obj, cfg)
+    assert validated.refusal == result.refusal
     for mode in ("mutate", "validate"):
-        request = {"uid": "u", "operation": "CREATE", "object": json.loads(json.dumps(obj))}
-        doc = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+        doc = admission_review(json.loads(json.dumps(obj)), uid="u", namespace=None)
         reply, _ = review.respond(review.parse(doc, cfg), mode=mode)
         assert reply["response"]["uid"] == "u"
+        if result.refusal is not None:
+            assert reply["response"]["allowed"] is False
+            assert reply["response"]["status"]["message"] == review.short(
+                result.refusal, review.MAX_MESSAGE
+            )
+
+
+# a field path as the refusal writes it: names joined by dots, list indexes and map keys in []
+PATH = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*|\[[^\]]+\])*")
+
+
+def _named_path(refusal: str) -> tuple[str, ...]:
+    """The field path a refusal names, as its segments ("containers[0]" -> containers, 0)."""
+    text = refusal.removeprefix("object of the wrong shape: ")
+    found = PATH.match(text)
+    assert found and text[found.end()] in " :", f"no field path first in {refusal!r}"
+    return tuple(re.findall(r"(?<=\[)[^\]]+(?=\])|[A-Za-z][A-Za-z0-9]*", found[0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +165,18 @@ CONTAINER = ("spec", "template", "spec", "containers", 0)
             id="label-value-bool",
         ),
         pytest.param(
+            ("spec", "template", "metadata", "annotations", "prometheus.io/port"),
+            7,
+            "spec.template.metadata.annotations[prometheus.io/port] must be a string, got int",
+            id="map-key-with-dots",
+        ),
+        pytest.param(
+            ("spec", "selector", "matchLabels", "tenant"),
+            True,
+            "spec.selector.matchLabels[tenant] must be a string, got bool",
+            id="selector-value-bool",
+        ),
+        pytest.param(
             (*CONTAINER, "resources", "limits", "cpu"),
             [],
             "spec.template.spec.containers[0].resources.limits[cpu] must be a string or a number, "
@@ -161,8 +198,11 @@ def test_a_wrong_shape_is_refused_naming_its_field(
 ) -> None:
     obj = _edited(path, value)
     assert shape.statefulset_problem(obj) == problem
-    refusal = mutation.mutate(obj, ALL_ON).refusal
-    assert refusal == f"object of the wrong shape: {problem}"
+    for cfg in (ALL_ON, config.default_config()):
+        refusal = mutation.mutate(obj, cfg).refusal
+        assert refusal == f"object of the wrong shape: {problem}"
+        edited = tuple(str(key) for key in path)
+        assert _named_path(refusal)[: len(edited)] == edited  # the field or one inside it
 
 
 @pytest.mark.parametrize(
