@@ -55,9 +55,9 @@ SOAK_SECONDS ?= 180
 soak: need-wrk $(STAMP)
 	$(BIN)/python benchmarks/bench_serve.py --soak $(SOAK_SECONDS)
 
-# orjson and uvloop, measured on their own (installed into .venv for this only)
+# orjson and uvloop, measured on their own (uvloop is installed into .venv for this only)
 bench-json: $(STAMP)
-	$(BIN)/pip install --quiet 'orjson>=3.10' 'uvloop>=0.21'
+	$(BIN)/pip install --quiet 'uvloop>=0.21'
 	$(BIN)/python benchmarks/bench_json_loop.py
 
 clean:

@@ -76,7 +76,7 @@ def main() -> None:
         import bench_apiserver  # needs the control plane's module path
 
         rows += bench_apiserver.rows(args.functions, [int(c) for c in args.clients.split(",")])
-    print(f"pf-webhook benchmarks: {header}")
+    print(f"pf-webhook benchmarks: {header}, {os.getloadavg()[0]:.1f} at the end")
     print(common.table(rows))
 
 

@@ -153,7 +153,7 @@ def _burst(
             common.histogram(serve_after, SERVE, endpoint=endpoint),
             common.histogram(serve_before, SERVE, endpoint=endpoint),
         )
-        out.append(_summary(section, f"serve's own {SERVE} /{endpoint}", hist, "handler time"))
+        out.append(_summary(section, f"serve's own {SERVE} /{endpoint}", hist, "as serve sees it"))
     hist = common.minus(
         common.histogram(after, REQUEST, verb="POST", resource="statefulsets"),
         common.histogram(before, REQUEST, verb="POST", resource="statefulsets"),

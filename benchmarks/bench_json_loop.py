@@ -1,13 +1,15 @@
-"""Do orjson and uvloop pay? Measured on their own, before any code depends on them.
+"""Do orjson and uvloop pay? Each measured on its own (the server reads and writes JSON with
+orjson since this was measured; uvloop is not used: see README "Benchmarks").
 
-1. JSON, in process, on distinct typical worker reviews: parse the request body (the stdlib as
-   `wire.load_json` calls it, against `orjson.loads`) and write the answer (`wire.dumps`
-   against `orjson.dumps`), next to the whole in-process review for scale.
+1. JSON, in process, on distinct typical worker reviews: parse the request body (the stdlib
+   reader `wire.load_json` falls back to, `wire.load_json` itself: orjson behind its guard for
+   long digit runs, and orjson alone) and write the answer and a whole object (stdlib against
+   orjson), next to the whole in-process review for scale.
 2. Over HTTPS with wrk (c=16, alternating runs): the no-op webhook with json/asyncio,
    orjson/asyncio, json/uvloop and orjson/uvloop; `pf-webhook serve` on asyncio and on
    uvloop (installed as the loop policy before serve starts: no code change).
 
-    make bench-json      # installs orjson and uvloop into .venv, then runs this
+    make bench-json      # installs uvloop into .venv, then runs this
 Nothing here is asserted by the test suite.
 """
 
@@ -31,7 +33,6 @@ import bench_serve
 import common
 
 from webhook.core import config as config_module
-from webhook.core import review
 from webhook.server import wire
 
 
@@ -44,6 +45,10 @@ def _time(fn: Callable[[Any], object], items: list[Any]) -> tuple[float, float]:
         fn(item)
         samples.append((time.perf_counter_ns() - start) / 1e9)
     return statistics.median(samples), common.percentile(samples, 99)
+
+
+def stdlib_dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def json_rows(rounds: int) -> list[dict[str, str]]:
@@ -59,25 +64,23 @@ def json_rows(rounds: int) -> list[dict[str, str]]:
         ).encode()
         for i in range(rounds)
     ]
-    answers = [
-        review.respond(review.parse(wire.load_json(b), config), mode="mutate")[0] for b in bodies
-    ]
+    answers = [json.loads(common.review_body(b, config, "mutate")) for b in bodies]
     objects = [json.loads(b)["request"]["object"] for b in bodies]
     # the two libraries must agree on what they read and write, or the comparison means nothing
-    assert all(orjson.loads(b) == wire.load_json(b) for b in bodies[:100])
-    assert all(orjson.loads(orjson.dumps(a)) == json.loads(wire.dumps(a)) for a in answers[:100])
+    assert all(wire._load_json_stdlib(b) == wire.load_json(b) for b in bodies[:100])
+    assert all(json.loads(stdlib_dumps(a)) == json.loads(wire.dumps(a)) for a in answers[:100])
 
     def whole(body: bytes) -> None:
-        answer, _ = review.respond(review.parse(wire.load_json(body), config), mode="mutate")
-        wire.dumps(answer)
+        common.review_body(body, config, "mutate")
 
     cases: list[tuple[str, Callable[[Any], object], list[Any]]] = [
         ("whole /mutate review (for scale)", whole, bodies),
-        ("parse request: wire.load_json (stdlib)", wire.load_json, bodies),
-        ("parse request: orjson.loads", orjson.loads, bodies),
-        ("write answer: wire.dumps (stdlib)", wire.dumps, answers),
-        ("write answer: orjson.dumps", orjson.dumps, answers),
-        ("write object: json.dumps compact", wire.dumps, objects),
+        ("parse request: stdlib json.loads (as before)", wire._load_json_stdlib, bodies),
+        ("parse request: wire.load_json (orjson + guard)", wire.load_json, bodies),
+        ("parse request: orjson.loads alone", orjson.loads, bodies),
+        ("write answer: stdlib json.dumps compact", stdlib_dumps, answers),
+        ("write answer: wire.dumps (orjson)", wire.dumps, answers),
+        ("write object: stdlib json.dumps compact", stdlib_dumps, objects),
         ("write object: orjson.dumps", orjson.dumps, objects),
     ]
     out = []
@@ -106,12 +109,18 @@ def loop_rows(seconds: float, repeats: int, connections: int) -> list[dict[str, 
         common.write_bodies(bodies, 10_000)
         cert_dir = common.make_certs(workdir / "certs")
         servers = [
-            common.start_noop(stack, workdir, cert_dir, label="no-op json/asyncio"),
+            common.start_noop(
+                stack, workdir, cert_dir, extra=["--json", "json"], label="no-op json/asyncio"
+            ),
             common.start_noop(
                 stack, workdir, cert_dir, extra=["--json", "orjson"], label="no-op orjson/asyncio"
             ),
             common.start_noop(
-                stack, workdir, cert_dir, extra=["--loop", "uvloop"], label="no-op json/uvloop"
+                stack,
+                workdir,
+                cert_dir,
+                extra=["--json", "json", "--loop", "uvloop"],
+                label="no-op json/uvloop",
             ),
             common.start_noop(
                 stack,

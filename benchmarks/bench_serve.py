@@ -131,6 +131,7 @@ def compare(
             offset += 3000
         for conns in connections:
             runs: dict[str, list[WrkResult]] = {"a": [], "b": []}
+            server_p50: list[float] = []
             server_p99: list[float] = []
             for rep in range(repeats):
                 for key, server in (("a", serve), ("b", noop)):
@@ -146,8 +147,9 @@ def compare(
                     runs[key].append(result)
                     if before is not None:
                         buckets, _, _ = common.minus(server_histogram(metrics_port), before)
-                        p99 = common.quantile(0.99, buckets)
-                        if p99 is not None:
+                        p50, p99 = common.quantile(0.5, buckets), common.quantile(0.99, buckets)
+                        if p50 is not None and p99 is not None:
+                            server_p50.append(p50)
                             server_p99.append(p99)
                     common.info(
                         f"  c={conns} rep {rep + 1} ({key}) {server.label}: {result.rate:.0f}/s "
@@ -158,14 +160,17 @@ def compare(
                 1e-9, statistics.median(r.rate for r in runs["b"])
             )
             server_note = (
-                f"/metrics p99 ≈ {common.fmt_seconds(statistics.median(server_p99))}"
+                f"serve's /metrics p50 ≈ {common.fmt_seconds(statistics.median(server_p50))}, "
+                f"p99 ≈ {common.fmt_seconds(statistics.median(server_p99))}"
                 if server_p99
                 else ""
             )
             rows.append(
                 row("HTTPS wrk", "(a) pf-webhook serve /mutate", conns, runs["a"], server_note)
             )
-            rows.append(row("HTTPS wrk", "(b) no-op aiohttp TLS webhook", conns, runs["b"], ""))
+            rows.append(
+                row("HTTPS wrk", "(b) no-op aiohttp TLS webhook /mutate", conns, runs["b"], "")
+            )
             rows.append(
                 {
                     "section": "HTTPS wrk",
@@ -266,11 +271,17 @@ def soak(*, seconds: float, connections: int, count: int) -> int:
         f"slope {_slope_mb_per_min(warm):+.2f} MiB/min"
     )
     print("RSS series (s: MiB): " + ", ".join(f"{t:.0f}: {r / 2**20:.1f}" for t, r in samples))
+    server_mean = total / observed if observed else 0.0
     print(
-        "The histogram times the handler only (first line of the handler to the response "
-        "object); wrk adds TLS, HTTP parsing, writing the answer and the wait in the event "
-        f"loop's queue. wrk keeps {connections} requests in flight, so at saturation its mean "
-        f"is about connections / throughput = {common.fmt_seconds(connections / max(result.rate, 1e-9))}."
+        f"Agreement: the histogram's mean is {server_mean / max(result.mean, 1e-9):.0%} of wrk's "
+        f"(wrk {common.fmt_seconds(result.mean)}, server {common.fmt_seconds(server_mean)}; "
+        f"difference {common.fmt_seconds(max(0.0, result.mean - server_mean))} per request). The "
+        "histogram times each request from the moment aiohttp hands it to the app (headers in) "
+        "until its answer is written; wrk also counts the time the request waits in the "
+        "kernel's socket buffer until the server's event loop reads it, TLS decryption of its "
+        "headers, and the answer's way back. wrk keeps "
+        f"{connections} requests in flight, so at saturation its mean is about connections / "
+        f"throughput = {common.fmt_seconds(connections / max(result.rate, 1e-9))}."
     )
     counts_agree = abs(observed - result.requests) <= connections  # in flight when wrk stopped
     print(

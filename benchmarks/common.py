@@ -28,8 +28,18 @@ if str(ROOT) not in sys.path:
 from tests import worker  # noqa: E402 - needs the sys.path entry above
 from tests.reviews import admission_review as admission_review  # noqa: E402
 from webhook.certs import pki  # noqa: E402
+from webhook.core.config import Config  # noqa: E402
+from webhook.server import handlers  # noqa: E402
 
 EXAMPLE_CONFIG = ROOT / "examples" / "functions_worker.yml"
+
+
+def review_body(body: bytes, config: Config, mode: str) -> str:
+    """One request body to its answer's JSON text by the path `serve` takes on its review
+    thread (`handlers.parse_body`: strict JSON, the review read once; `handlers.answer`: the
+    answer written); no cluster lookups, as `serve` without a cluster."""
+    text, _ = handlers.answer(handlers.parse_body(body, config), mode, None)  # type: ignore[arg-type]
+    return text
 
 
 def info(message: str) -> None:

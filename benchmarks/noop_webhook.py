@@ -1,10 +1,10 @@
 """The floor for any Python webhook: aiohttp over TLS that parses the review and answers allowed.
 
-Same stack as `pf-webhook serve` (aiohttp, the stdlib json module, Python's ssl, TLS 1.2+, no
+Same stack as `pf-webhook serve` (aiohttp on asyncio, orjson, Python's ssl, TLS 1.2+, no
 access log), none of the work: no shape check, no mutation, no policy, no metrics, no logging.
 
     python benchmarks/noop_webhook.py --cert-dir DIR --port 8443 [--host 127.0.0.1]
-        [--json orjson] [--loop uvloop]     # the variants bench_json_loop.py measures
+        [--json json] [--loop uvloop]     # the variants bench_json_loop.py measures
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--cert-dir", required=True, help="directory with tls.crt and tls.key")
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--json", choices=("json", "orjson"), default="json")
+    parser.add_argument("--json", choices=("json", "orjson"), default="orjson")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
     if args.loop == "uvloop":

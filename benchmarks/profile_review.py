@@ -92,8 +92,8 @@ def main() -> None:
     mode: review.Mode = args.mode
     profile = cProfile.Profile()
     profile.enable()
-    for body in bodies:  # the server's path: handlers.parse_body, then handlers.answer
-        handlers.answer(handlers.parse_body(body, config), mode, None)
+    for body in bodies:
+        common.review_body(body, config, mode)
     profile.disable()
     print(f"{args.reviews} distinct /{mode} reviews of a typical worker StatefulSet")
     stats = pstats.Stats(profile, stream=sys.stdout).strip_dirs()

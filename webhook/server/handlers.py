@@ -110,7 +110,6 @@ async def _admit(request: web.Request, mode: review.Mode) -> web.Response:
         return response
     finally:
         state.in_flight -= 1
-        state.metrics.latency.labels(mode).observe(time.perf_counter() - started)
 
 
 async def _answer(
@@ -306,7 +305,11 @@ def create_app(state: ServerState) -> web.Application:
     the long-lived resources: the facts provider and the certificate and config watchers."""
     app = web.Application(
         client_max_size=state.limits.max_body_bytes,
-        middlewares=[_started, _errors_middleware("POST /mutate, POST /validate")],
+        middlewares=[
+            state.metrics.request_timer,
+            _started,
+            _errors_middleware("POST /mutate, POST /validate"),
+        ],
     )
     app[STATE] = state
     app.router.add_post("/mutate", mutate)
