@@ -785,3 +785,26 @@ def test_the_fast_path_takes_the_worker_script_and_leaves_the_rest() -> None:
     assert command._fast_tokens(plain) == command._Lexer(plain).tokens(0, 0, False)[0]
     for other in ('a "b"', "a\\ b", "a $(b)", "a #c", "a ~", "a >x", "a (b)", "a\u00a0b"):
         assert command._fast_tokens(other) is None, other
+
+
+def test_a_download_flag_that_is_another_flags_value_is_not_edited() -> None:
+    # sh gives pulsar-admin `--auth-params --tls-trust-cert-path x`: setting both would turn
+    # our trust path into a stray argument; the edit is refused and the script kept
+    script = (
+        "pulsar-admin --auth-params 2>&1 --tls-trust-cert-path file:///t functions download"
+        " && exec java -cp x Main --client_auth_params a"
+    )
+    for order in (
+        ("--auth-params", "--tls-trust-cert-path"),
+        ("--tls-trust-cert-path", "--auth-params"),
+    ):
+        edit = command.Edit(command.parse(script))
+        for flag in order:
+            edit.set_download(flag, f"/etc/{flag.strip('-')}")
+        assert edit.refused and "each other's value" in edit.refused[0]
+        assert edit.render() == script
+    edit = command.Edit(command.parse(script.replace("2>&1 --tls", "x --tls")))
+    edit.set_download("--auth-params", "/etc/a")
+    edit.set_download("--tls-trust-cert-path", "/etc/t")
+    assert not edit.refused
+    assert "--auth-params /etc/a --tls-trust-cert-path /etc/t" in edit.render()

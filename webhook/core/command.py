@@ -648,6 +648,7 @@ class Edit:
     refused: list[str] = field(default_factory=list)
     limits: Limits = DEFAULT_LIMITS  # for the JSON we read (Go's -instance-conf)
     download: dict[str, tuple[Word, str]] = field(default_factory=dict)  # flag -> (word, value)
+    _download_at: dict[str, int] = field(default_factory=dict, repr=False)  # flag -> its index
 
     def get(self, flag: str) -> str | None:
         return self.values[flag] if flag in self.values else self.script.get(flag)
@@ -705,12 +706,17 @@ class Edit:
             reason = f"the value of {flag} on the download command holds a shell expansion"
         elif reason is None and "\0" in value:
             reason = "the value holds a NUL character"
+        at = positions[0]
+        for other, other_at in self._download_at.items():
+            if reason is None and abs(other_at - at) == 1:  # `--a --b x`: one is the other's value
+                reason = f"{flag} and {other} on the download command are each other's value"
         if reason:
             message = f"cannot set {flag} (download): {reason}"
             if message not in self.refused:
                 self.refused.append(message)
             return
-        self.download[flag] = (args[positions[0] + 1], value)
+        self.download[flag] = (args[at + 1], value)
+        self._download_at[flag] = at
 
     @property
     def changed(self) -> bool:
