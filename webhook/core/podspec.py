@@ -131,23 +131,24 @@ def _annotations(
     return found
 
 
-def _toleration_identity(item: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((str(k), repr(v)) for k, v in item.items()))
-
-
 def _tolerations(
     pod: shape.PodSpec,
     cluster: RuntimeOptions,
     requested: RuntimeOptions | None,
     config: Config,
 ) -> list[Finding]:
-    exempt = {_toleration_identity(t) for t in (*WORKER_TOLERATIONS, *cluster.tolerations)}
+    exempt = {
+        customizer.toleration_identity(t) for t in (*WORKER_TOLERATIONS, *cluster.tolerations)
+    }
     if requested is not None:
-        exempt |= {_toleration_identity(t) for t in requested.tolerations}
+        exempt |= {customizer.toleration_identity(t) for t in requested.tolerations}
     found = []
     for index, toleration in enumerate(pod.get("tolerations", [])):
         key = toleration.get("key")
-        if key in config.allowed_toleration_keys or _toleration_identity(toleration) in exempt:
+        if (
+            key in config.allowed_toleration_keys
+            or customizer.toleration_identity(toleration) in exempt
+        ):
             continue
         shown = key if isinstance(key, str) else "(none: tolerates every taint)"
         found.append(
