@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from typing import Any
 
 from webhook.core import customizer, naming, rules, shape, tokens
 from webhook.core.config import Config, RuntimeOptions
