@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from webhook.core import command, customizer, secrets, shape, tokens, workload
 from webhook.core.bounded import DEFAULT_LIMITS, Limits
@@ -77,11 +77,12 @@ def analyse(obj: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Analysis
     problem = shape.statefulset_problem(obj)
     if problem:
         raise Refusal(f"object of the wrong shape: {problem}")
+    sts = cast(shape.StatefulSet, obj)  # what the check just proved
     try:
-        index = workload.function_container_index(obj)
+        index = workload.function_container_index(sts)
     except workload.WorkloadError as exc:
         raise Refusal(str(exc)) from None
-    container = obj["spec"]["template"]["spec"]["containers"][index]
+    container = sts["spec"]["template"]["spec"]["containers"][index]
     script: command.Script | None = None
     script_problem: str | None = None
     try:

@@ -86,7 +86,8 @@ def parse(
     return options, dict(doc), [], notes
 
 
-def _toleration_key(item: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def toleration_identity(item: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What makes two tolerations the same one (Pulsar drops exact duplicates)."""
     return tuple(sorted((str(k), repr(v)) for k, v in item.items()))
 
 
@@ -94,7 +95,7 @@ def _dedupe(items: list[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
     seen: set[tuple[tuple[str, str], ...]] = set()
     result: list[Mapping[str, Any]] = []
     for item in items:
-        key = _toleration_key(item)
+        key = toleration_identity(item)
         if key not in seen:
             seen.add(key)
             result.append(item)
@@ -177,7 +178,7 @@ def apply(
         present: set[tuple[tuple[str, str], ...]] = set()
         for toleration in [*current, *map(dict, options.tolerations)]:
             if isinstance(toleration, Mapping):
-                identity = _toleration_key(toleration)
+                identity = toleration_identity(toleration)
                 if identity in present:
                     continue
                 present.add(identity)

@@ -4,6 +4,7 @@ match, and remember the originals in an annotation for audits."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from webhook.core import bounded, naming, rules
@@ -31,7 +32,7 @@ def _get(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def label_maps(obj: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+def label_maps(obj: Mapping[str, Any]) -> list[tuple[str, dict[str, str]]]:
     """The label maps of a StatefulSet, or of a Service (labels and selector)."""
     found = []
     for path in SERVICE_LABEL_MAPS if obj.get("kind") == "Service" else LABEL_MAPS:
@@ -69,7 +70,7 @@ def record_originals(obj: dict[str, Any], originals: dict[str, str]) -> None:
         annotations[ORIGINALS_ANNOTATION] = text
 
 
-def check(obj: dict[str, Any], style: naming.LabelStyle) -> list[Finding]:
+def check(obj: Mapping[str, Any], style: naming.LabelStyle) -> list[Finding]:
     findings = []
     for where, labels in label_maps(obj):
         for key, value in labels.items():

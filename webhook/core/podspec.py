@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from typing import Any
 
-from webhook.core import customizer, naming, rules, tokens
+from webhook.core import customizer, naming, rules, shape, tokens
 from webhook.core.config import Config, RuntimeOptions
 from webhook.core.rules import Finding
 
@@ -40,32 +39,25 @@ WORKER_TOLERATIONS = tuple(
 )
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def check(
-    obj: Mapping[str, Any],
+    obj: shape.StatefulSet,
     *,
     container_index: int,
     config: Config,
     requested: RuntimeOptions | None,
 ) -> list[Finding]:
-    """Findings for the resulting pod template. `requested` are the function's own options:
-    tolerations and nodeSelector keys they ask for are already judged (with the option's path)
-    by the customizer rules, so they are not reported twice."""
-    template = _mapping(obj["spec"].get("template"))
-    meta = _mapping(template.get("metadata"))
-    pod = _mapping(template.get("spec"))
-    selector = _mapping(_mapping(obj["spec"].get("selector")).get("matchLabels"))
+    """Findings for the resulting pod template (an object that passed the shape check, nulls
+    removed: every field read here is declared in `shape`). `requested` are the function's own
+    options: tolerations and nodeSelector keys they ask for are already judged (with the
+    option's path) by the customizer rules, so they are not reported twice."""
+    template = obj["spec"]["template"]
+    meta = template.get("metadata", {})
+    pod = template["spec"]
+    selector = obj["spec"].get("selector", {}).get("matchLabels", {})
     cluster = config.cluster_options
     found: list[Finding] = []
-    found += _labels(_mapping(meta.get("labels")), selector, cluster, requested, config)
-    found += _annotations(_mapping(meta.get("annotations")), cluster, requested, config)
+    found += _labels(meta.get("labels", {}), selector, cluster, requested, config)
+    found += _annotations(meta.get("annotations", {}), cluster, requested, config)
     if config.allowed_toleration_keys:
         found += _tolerations(pod, cluster, requested, config)
     if config.allowed_node_selector_keys:
@@ -83,8 +75,8 @@ def _same_label(value: object, wanted: str | None, config: Config) -> bool:
 
 
 def _labels(
-    labels: Mapping[str, Any],
-    selector: Mapping[str, Any],
+    labels: Mapping[str, str],
+    selector: Mapping[str, str],
     cluster: RuntimeOptions,
     requested: RuntimeOptions | None,
     config: Config,
@@ -112,7 +104,7 @@ def _labels(
 
 
 def _annotations(
-    annotations: Mapping[str, Any],
+    annotations: Mapping[str, str],
     cluster: RuntimeOptions,
     requested: RuntimeOptions | None,
     config: Config,
@@ -138,25 +130,24 @@ def _annotations(
     return found
 
 
-def _toleration_identity(item: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((str(k), repr(v)) for k, v in item.items()))
-
-
 def _tolerations(
-    pod: Mapping[str, Any],
+    pod: shape.PodSpec,
     cluster: RuntimeOptions,
     requested: RuntimeOptions | None,
     config: Config,
 ) -> list[Finding]:
-    exempt = {_toleration_identity(t) for t in (*WORKER_TOLERATIONS, *cluster.tolerations)}
+    exempt = {
+        customizer.toleration_identity(t) for t in (*WORKER_TOLERATIONS, *cluster.tolerations)
+    }
     if requested is not None:
-        exempt |= {_toleration_identity(t) for t in requested.tolerations}
+        exempt |= {customizer.toleration_identity(t) for t in requested.tolerations}
     found = []
-    for index, toleration in enumerate(_list(pod.get("tolerations"))):
-        if not isinstance(toleration, Mapping):
-            continue
+    for index, toleration in enumerate(pod.get("tolerations", [])):
         key = toleration.get("key")
-        if key in config.allowed_toleration_keys or _toleration_identity(toleration) in exempt:
+        if (
+            key in config.allowed_toleration_keys
+            or customizer.toleration_identity(toleration) in exempt
+        ):
             continue
         shown = key if isinstance(key, str) else "(none: tolerates every taint)"
         found.append(
@@ -170,14 +161,14 @@ def _tolerations(
 
 
 def _node_selector(
-    pod: Mapping[str, Any],
+    pod: shape.PodSpec,
     cluster: RuntimeOptions,
     requested: RuntimeOptions | None,
     config: Config,
 ) -> list[Finding]:
     asked = requested.node_selector_labels if requested is not None else {}
     found = []
-    for key, value in _mapping(pod.get("nodeSelector")).items():
+    for key, value in pod.get("nodeSelector", {}).items():
         if key in config.allowed_node_selector_keys:
             continue
         if cluster.node_selector_labels.get(key) == value or asked.get(key) == value:
@@ -197,28 +188,29 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _auth_mounts(pod: Mapping[str, Any], function_index: int) -> list[Finding]:
+def _auth_mounts(pod: shape.PodSpec, function_index: int) -> list[Finding]:
     """Only the function container may hold the token: the volumes it mounts at /etc/auth and
     every projected service-account token volume belong to it alone."""
-    containers = _list(pod.get("containers"))
-    function = _mapping(containers[function_index]) if function_index < len(containers) else {}
+    containers = pod["containers"]
+    function = containers[function_index] if function_index < len(containers) else {}
     auth_volumes = {tokens.VOLUME}
-    for volume in _list(pod.get("volumes")):
-        sources = _list(_mapping(_mapping(volume).get("projected")).get("sources"))
-        if any(isinstance(s, Mapping) and "serviceAccountToken" in s for s in sources):
-            auth_volumes.add(str(_mapping(volume).get("name")))
-    for mount in _list(function.get("volumeMounts")):
-        mount = _mapping(mount)
-        if _under(str(mount.get("mountPath", "")), tokens.MOUNT_PATH):
+    for volume in pod.get("volumes", []):
+        sources = volume.get("projected", {}).get("sources", [])
+        if any("serviceAccountToken" in s for s in sources):
+            auth_volumes.add(str(volume.get("name")))
+    for mount in function.get("volumeMounts", []):
+        if _under(mount.get("mountPath", ""), tokens.MOUNT_PATH):
             auth_volumes.add(str(mount.get("name")))
     found = []
-    for key in ("initContainers", "containers"):
-        for ci, container in enumerate(_list(pod.get(key))):
+    for key, group in (
+        ("initContainers", pod.get("initContainers", [])),
+        ("containers", containers),
+    ):
+        for ci, container in enumerate(group):
             if key == "containers" and ci == function_index:
                 continue
-            for mi, mount in enumerate(_list(_mapping(container).get("volumeMounts"))):
-                mount = _mapping(mount)
-                name, path = str(mount.get("name")), str(mount.get("mountPath", ""))
+            for mi, mount in enumerate(container.get("volumeMounts", [])):
+                name, path = str(mount.get("name")), mount.get("mountPath", "")
                 if name in auth_volumes:
                     why = f"mounts the function's credentials volume {name}"
                 elif _under(path, tokens.MOUNT_PATH):
@@ -229,28 +221,28 @@ def _auth_mounts(pod: Mapping[str, Any], function_index: int) -> list[Finding]:
                     Finding(
                         AUTH_MOUNTS,
                         f"{POD}.{key}[{ci}].volumeMounts[{mi}]",
-                        f"container {_mapping(container).get('name')} {why}; only the function container may use {tokens.MOUNT_PATH} and its token",
+                        f"container {container.get('name')} {why}; only the function container may use {tokens.MOUNT_PATH} and its token",
                     )
                 )
     return found
 
 
-def _host_paths(pod: Mapping[str, Any], config: Config) -> list[Finding]:
+def _host_paths(pod: shape.PodSpec, config: Config) -> list[Finding]:
     allowed = config.pod.allowed_host_paths
     found = []
-    for index, volume in enumerate(_list(pod.get("volumes"))):
-        host = _mapping(volume).get("hostPath")
+    for index, volume in enumerate(pod.get("volumes", [])):
+        host = volume.get("hostPath")
         if host is None:
             continue
-        path = _mapping(host).get("path")
-        if isinstance(path, str) and any(_under(path, root) for root in allowed):
+        path = host.get("path")
+        if path is not None and any(_under(path, root) for root in allowed):
             continue
         where = "none are allowed" if not allowed else f"allowed: {', '.join(allowed)}"
         found.append(
             Finding(
                 HOST_PATH,
                 f"{POD}.volumes[{index}].hostPath",
-                f"volume {_mapping(volume).get('name')} mounts a node directory; {where} (webhook.pod.allowedHostPaths)",
+                f"volume {volume.get('name')} mounts a node directory; {where} (webhook.pod.allowedHostPaths)",
             )
         )
     return found

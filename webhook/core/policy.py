@@ -229,13 +229,14 @@ def validate_subject(
     analysis = subject.analysis
     if analysis is None:
         return ValidationResult()
-    obj = workload.without_nulls(subject.obj)  # null means absent, as the API server reads it
+    # null means absent, as the API server reads it; the shape was checked by `classify`
+    obj: shape.StatefulSet = workload.without_nulls(subject.obj)
     findings = list(_findings(obj, analysis, config, facts=facts, namespace=namespace))
     return ValidationResult(decisions=_decide(findings, config), is_function=True)
 
 
 def _findings(
-    obj: dict[str, Any],
+    obj: shape.StatefulSet,
     analysis: Analysis,
     config: Config,
     *,

@@ -52,10 +52,15 @@ class ProjectedVolumeSource(TypedDict, total=False):
     sources: list[VolumeProjection]
 
 
+class HostPathVolumeSource(TypedDict, total=False):
+    path: str
+
+
 class Volume(TypedDict, total=False):
     name: str
     secret: SecretVolumeSource
     projected: ProjectedVolumeSource
+    hostPath: HostPathVolumeSource
 
 
 class EnvVar(TypedDict, total=False):
