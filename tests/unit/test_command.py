@@ -808,3 +808,16 @@ def test_a_download_flag_that_is_another_flags_value_is_not_edited() -> None:
     edit.set_download("--tls-trust-cert-path", "/etc/t")
     assert not edit.refused
     assert "--auth-params /etc/a --tls-trust-cert-path /etc/t" in edit.render()
+
+
+def test_an_instance_flag_that_is_another_flags_value_is_not_edited() -> None:
+    script = "exec java -cp x Main --client_auth_params --tls_trust_cert_path /t --port 1"
+    for order in (
+        ("--client_auth_params", "--tls_trust_cert_path"),
+        ("--tls_trust_cert_path", "--client_auth_params"),
+    ):
+        edit = command.Edit(command.parse(script))
+        for flag in order:
+            edit.set(flag, f"/etc/{flag.strip('-')}")
+        assert edit.refused and "each other's value" in edit.refused[0]
+        assert edit.render() == script

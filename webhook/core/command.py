@@ -664,6 +664,11 @@ class Edit:
         elif self.values[flag] == value:
             return
         reason = self.script.why_not(flag)
+        at = self.script.positions(flag)
+        for other in self.values:
+            other_at = self.script.positions(other)
+            if not reason and at and other_at and other != flag and abs(other_at[0] - at[0]) == 1:
+                reason = f"{flag} and {other} on the instance's command are each other's value"
         if reason:
             message = f"cannot set {flag}: {reason}"
             if message not in self.refused:
