@@ -53,7 +53,7 @@ bench: need-wrk $(STAMP) controlplane
 
 SOAK_SECONDS ?= 180
 soak: need-wrk $(STAMP)
-	$(BIN)/python benchmarks/bench_serve.py --soak $(SOAK_SECONDS)
+	$(BIN)/python benchmarks/bench_serve.py --soak $(SOAK_SECONDS) $(SOAK_ARGS)
 
 # orjson and uvloop, measured on their own (uvloop is installed into .venv for this only)
 bench-json: $(STAMP)

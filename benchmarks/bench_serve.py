@@ -57,7 +57,15 @@ def require_wrk() -> str:
     return wrk
 
 
-def wrk(url: str, *, connections: int, seconds: float, bodies: Path, offset: int = 0) -> WrkResult:
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    bodies: Path,
+    offset: int = 0,
+    delay_ms: int = 0,
+) -> WrkResult:
     """One wrk run (one thread: the other core is the server's); raises if wrk fails."""
     argv = [
         require_wrk(),
@@ -70,7 +78,11 @@ def wrk(url: str, *, connections: int, seconds: float, bodies: Path, offset: int
         str(LUA),
         url,
     ]
-    env = {"BENCH_BODIES": str(bodies), "BENCH_OFFSET": str(offset)}
+    env = {
+        "BENCH_BODIES": str(bodies),
+        "BENCH_OFFSET": str(offset),
+        "BENCH_DELAY_MS": str(delay_ms),
+    }
     proc = subprocess.run(
         argv, capture_output=True, text=True, env={**os.environ, **env}, check=False
     )
@@ -213,7 +225,7 @@ def _slope_mb_per_min(samples: list[tuple[float, int]]) -> float:
     return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
-def soak(*, seconds: float, connections: int, count: int) -> int:
+def soak(*, seconds: float, connections: int, count: int, pace_ms: int) -> int:
     """A bounded soak of `pf-webhook serve`; prints its report, returns the exit status."""
     require_wrk()
     with ExitStack() as stack:
@@ -228,7 +240,9 @@ def soak(*, seconds: float, connections: int, count: int) -> int:
         before = common.histogram(before_text, METRIC, endpoint="mutate")
         samples: list[tuple[float, int]] = []
         stop = _rss_sampler(serve, 5.0, samples)
-        common.info(f"soak: {seconds:g}s of wrk -c{connections} against pf-webhook serve ...")
+        common.info(
+            f"soak: {seconds:g}s of wrk -c{connections} (pause {pace_ms} ms) against pf-webhook serve ..."
+        )
         try:
             result = wrk(
                 serve.url + "/mutate",
@@ -236,6 +250,7 @@ def soak(*, seconds: float, connections: int, count: int) -> int:
                 seconds=seconds,
                 bodies=bodies,
                 offset=5000,
+                delay_ms=pace_ms,
             )
         finally:
             stop.set()
@@ -247,7 +262,10 @@ def soak(*, seconds: float, connections: int, count: int) -> int:
         alive = serve.proc.poll() is None
     warm = [s for s in samples if s[0] >= min(60.0, seconds / 4)]
     mb = [r / 2**20 for _, r in warm] or [0.0]
-    print(f"## Soak: {seconds:g}s, wrk -t1 -c{connections}, every request another function\n")
+    paced = f", each connection pausing {pace_ms} ms between requests" if pace_ms else ", unpaced"
+    print(
+        f"## Soak: {seconds:g}s, wrk -t1 -c{connections}{paced}, every request another function\n"
+    )
     print("| measure | load generator (wrk) | server (/metrics histogram) |")
     print("|---|---|---|")
     print(f"| requests | {result.requests} | {observed:.0f} |")
@@ -279,9 +297,17 @@ def soak(*, seconds: float, connections: int, count: int) -> int:
         "histogram times each request from the moment aiohttp hands it to the app (headers in) "
         "until its answer is written; wrk also counts the time the request waits in the "
         "kernel's socket buffer until the server's event loop reads it, TLS decryption of its "
-        "headers, and the answer's way back. wrk keeps "
-        f"{connections} requests in flight, so at saturation its mean is about connections / "
-        f"throughput = {common.fmt_seconds(connections / max(result.rate, 1e-9))}."
+        "headers, and the answer's way back. "
+        + (
+            "Paced at about half the server's capacity, what is left is that way in and out "
+            "(with wrk's own thread on the same 2 cores) and the short queues that form when "
+            "requests of several connections arrive together."
+            if pace_ms
+            else f"Unpaced, wrk keeps {connections} requests in flight, so at saturation its "
+            f"mean is about connections / throughput = "
+            f"{common.fmt_seconds(connections / max(result.rate, 1e-9))}: the queue in front "
+            "of the event loop, which no in-process histogram sees."
+        )
     )
     counts_agree = abs(observed - result.requests) <= connections  # in flight when wrk stopped
     print(
@@ -311,10 +337,21 @@ def main() -> None:
     parser.add_argument("--bodies", type=int, default=10_000, help="distinct reviews to cycle")
     parser.add_argument("--soak", type=float, metavar="SECONDS", help="run the soak instead")
     parser.add_argument("--soak-connections", type=int, default=16)
+    parser.add_argument(
+        "--soak-pause-ms",
+        type=int,
+        default=40,
+        help="each connection's pause between requests (0: unpaced, the server saturated)",
+    )
     args = parser.parse_args()
     if args.soak:
         raise SystemExit(
-            soak(seconds=args.soak, connections=args.soak_connections, count=args.bodies)
+            soak(
+                seconds=args.soak,
+                connections=args.soak_connections,
+                count=args.bodies,
+                pace_ms=args.soak_pause_ms,
+            )
         )
     rows = compare(
         seconds=args.seconds,

@@ -17,6 +17,16 @@ function init(args)
   index = tonumber(os.getenv("BENCH_OFFSET") or "0") % #bodies
 end
 
+-- BENCH_DELAY_MS > 0 paces each connection (a pause before each request), for a load below the
+-- server's capacity: no queue forms in front of it, so its own latency histogram and wrk's see
+-- the same requests.
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if pause > 0 then
+  function delay()
+    return pause
+  end
+end
+
 function request()
   index = index % #bodies + 1
   return wrk.format("POST", nil, headers, bodies[index])
