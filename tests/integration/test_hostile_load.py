@@ -450,3 +450,47 @@ def test_healthz_answers_while_heavy_reviews_are_processed(serve: ServeFactory, 
     assert before_any_review and before_any_review[0], before_any_review
     answered = len(latencies)
     print(f"/healthz during heavy reviews: {answered} answers, max {max(latencies) * 1000:.0f} ms")
+
+
+def slow_small_review(uid: str) -> bytes:
+    """A review under the 16 KiB the server reviews on its event loop, but slow to read: its
+    instance command line is backquotes (about 25 ms each on this machine)."""
+    doc = review(uid)
+    container = doc["request"]["object"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"][-1] += " " + " ".join(["`a`"] * 3000)
+    body = json.dumps(doc).encode()
+    assert len(body) <= 16 * 1024, len(body)
+    return body
+
+
+def test_healthz_answers_while_many_small_slow_reviews_arrive(
+    serve: ServeFactory, pki: Pki
+) -> None:
+    """Small reviews run on the event loop, but once one is slow the rest go to the review
+    thread: 60 slow ones sent together do not hold `/healthz` for their sum."""
+    served = serve()
+    bodies = [slow_small_review(f"slow-{i}") for i in range(60)]
+
+    async def go() -> tuple[list[int], bool]:
+        connector = aiohttp.TCPConnector(ssl=pki.client_context(), limit=60)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def post(body: bytes) -> int:
+                async with session.post(
+                    f"{served.https}/mutate",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as r:
+                    await r.read()
+                    return r.status
+
+            reviews = [asyncio.create_task(post(b)) for b in bodies]
+            await asyncio.sleep(0)  # every request is started before /healthz is asked
+            async with session.get(f"{served.http}/healthz") as r:
+                assert r.status == 200
+            before_last = not all(t.done() for t in reviews)
+            return [await t for t in reviews], before_last
+
+    statuses, before_last = asyncio.run(go())
+    assert statuses == [200] * 60
+    assert before_last, "/healthz waited for every slow review"

@@ -61,19 +61,32 @@ async def _facts(
 # A body up to this size is reviewed on the event loop itself: a worker's review is 4-10 KB
 # and costs under a millisecond, and two hand-offs to the review thread (and the interpreter
 # lock the two threads then contend for) cost more than that: serve's CPU per review was
-# 2.0-2.7 ms with the hand-offs and 1.3-1.9 ms without (wrk, 1 and 16 connections). The
-# slowest 16 KB review we could build (a command line of backquotes) takes about 26 ms, so
-# `/healthz` still answers; bigger bodies go to the review thread.
+# 2.0-2.7 ms with the hand-offs and 1.3-1.9 ms without (wrk, 1 and 16 connections). Bigger
+# bodies go to the review thread. So do all bodies for a second after one review on the loop
+# took longer than INLINE_SLOW_SECONDS: the slowest 16 KB review we could build (a command line
+# of backquotes) takes about 26 ms, and a peer sending many at once must not hold the loop that
+# answers `/healthz` for their sum.
 INLINE_BODY_BYTES: Final = 16 * 1024
+INLINE_SLOW_SECONDS: Final = 0.005
+INLINE_PAUSE_SECONDS: Final = 1.0
 
 
 async def _off_loop(state: ServerState, size: int, work: Callable[..., T], *args: Any) -> T:
-    """`work(*args)` for a body of `size` bytes: on the loop when small, else on the review
-    thread, so a big review (parsing 3 MB, mutating 60,000 env entries takes seconds) never
-    stops the loop that answers `/healthz` and other reviews."""
-    if state.review_thread is None or size <= INLINE_BODY_BYTES:
+    """`work(*args)` for a body of `size` bytes: on the loop when small and reviews on the loop
+    have been quick, else on the review thread, so a big or slow review (parsing 3 MB,
+    mutating 60,000 env entries takes seconds) never stops the loop that answers `/healthz`
+    and other reviews."""
+    loop = asyncio.get_running_loop()
+    if state.review_thread is None:
         return work(*args)
-    return await asyncio.get_running_loop().run_in_executor(state.review_thread, work, *args)
+    if size <= INLINE_BODY_BYTES and loop.time() >= state.inline_paused_until:
+        started = loop.time()
+        try:
+            return work(*args)
+        finally:
+            if loop.time() - started > INLINE_SLOW_SECONDS:
+                state.inline_paused_until = loop.time() + INLINE_PAUSE_SECONDS
+    return await loop.run_in_executor(state.review_thread, work, *args)
 
 
 def parse_body(body: bytes, config: Config) -> review.Review:

@@ -19,8 +19,8 @@ TIMED_PATHS: Final = {"/mutate": "mutate", "/validate": "validate"}
 
 def _request_timer(latency: Histogram) -> Middleware:
     """The outermost middleware: times each admission request from the moment aiohttp hands it
-    over (headers in) until the answer is written, so the wait for the review thread, the
-    middlewares, reading the body and writing the answer are all in it. (What no server
+    over (headers in) until the answer is written, so the review (and any wait for the review
+    thread), the middlewares, reading the body and writing the answer are all in it. (What no server
     can see is the time a request spends in the kernel's socket buffer before it is read.)"""
 
     @web.middleware

@@ -43,6 +43,7 @@ class ServerState:
     connections: Connections | None = None
     body_bytes: int = 0  # reserved by the request bodies being read or reviewed
     review_thread: ThreadPoolExecutor | None = None
+    inline_paused_until: float = 0.0  # loop time until which every review goes to the thread
 
     def not_ready(self) -> list[str]:
         reasons = []
