@@ -427,6 +427,21 @@ def _fsync_dir(directory: Path) -> None:
 # --------------------------------------------------------------------------- reading
 
 
+def _read_pem(path: str | os.PathLike[str], what: str) -> list[x509.Certificate]:
+    """The PEM certificates in ``path``; CertError naming the file when there are none."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CertError(f"{path}: cannot read {what}: {os_reason(exc)}") from exc
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise CertError(f"{path}: not a PEM certificate") from None
+    if not certs:
+        raise CertError(f"{path}: not a PEM certificate")
+    return certs
+
+
 def read_ca_bundle(path: str | os.PathLike[str]) -> bytes:
     """The PEM certificates in ``path``, re-encoded (anything else in the file is dropped).
 
@@ -434,30 +449,13 @@ def read_ca_bundle(path: str | os.PathLike[str]) -> bytes:
     certificate. Only certificates are returned, so a combined cert+key file never leaks its
     private key into a caBundle.
     """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise CertError(f"{path}: cannot read CA bundle: {os_reason(exc)}") from exc
-    try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        raise CertError(f"{path}: not a PEM certificate") from None
-    if not certs:
-        raise CertError(f"{path}: not a PEM certificate")
+    certs = _read_pem(path, "CA bundle")
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
 
 def load_pair_summary(cert_path: str | os.PathLike[str]) -> str:
-    """One line describing the certificate at ``cert_path``: subject, SANs and notAfter."""
-    try:
-        data = Path(cert_path).read_bytes()
-    except OSError as exc:
-        raise CertError(f"{cert_path}: cannot read certificate: {os_reason(exc)}") from exc
-    try:
-        cert = x509.load_pem_x509_certificate(data)
-    except ValueError:
-        raise CertError(f"{cert_path}: not a PEM certificate") from None
-    return pair_summary(cert)
+    """One line describing the (first) certificate at ``cert_path``: subject, SANs, notAfter."""
+    return pair_summary(_read_pem(cert_path, "certificate")[0])
 
 
 def pair_summary(cert: x509.Certificate) -> str:

@@ -633,24 +633,22 @@ def _one_of(*choices: str, false_is: str | None = None) -> _Reader:
     return read
 
 
-def _whole_in(lowest: int, highest: int) -> _Reader:
-    def read(value: object, path: str) -> int:
-        amount = _int(value, path)
+def _in_range(read: Callable[[object, str], Any], lowest: float, highest: float) -> _Reader:
+    def check(value: object, path: str) -> Any:
+        amount = read(value, path)
         if not lowest <= amount <= highest:
             raise ConfigError(f"{path}: {amount} is not in [{lowest}, {highest}]")
         return amount
 
-    return read
+    return check
+
+
+def _whole_in(lowest: int, highest: int) -> _Reader:
+    return _in_range(_int, lowest, highest)
 
 
 def _seconds_in(lowest: float, highest: float) -> _Reader:
-    def read(value: object, path: str) -> float:
-        amount = _number(value, path)
-        if not lowest <= amount <= highest:
-            raise ConfigError(f"{path}: {amount} is not in [{lowest}, {highest}]")
-        return amount
-
-    return read
+    return _in_range(_number, lowest, highest)
 
 
 def _max_expiration(value: object, path: str) -> int:

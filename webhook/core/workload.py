@@ -75,24 +75,19 @@ class DetailsProblem:
     message: str
 
 
-def object_labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+def _metadata_map(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """`metadata.<key>` (labels, annotations) when it is a mapping, else empty."""
     metadata = obj.get("metadata")
-    found = (
-        metadata.get("labels")
-        if (type(metadata) is dict or isinstance(metadata, Mapping))
-        else None
-    )
+    found = metadata.get(key) if (type(metadata) is dict or isinstance(metadata, Mapping)) else None
     return found if (type(found) is dict or isinstance(found, Mapping)) else {}
+
+
+def object_labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _metadata_map(obj, "labels")
 
 
 def object_annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    metadata = obj.get("metadata")
-    found = (
-        metadata.get("annotations")
-        if (type(metadata) is dict or isinstance(metadata, Mapping))
-        else None
-    )
-    return found if (type(found) is dict or isinstance(found, Mapping)) else {}
+    return _metadata_map(obj, "annotations")
 
 
 def opts_in(obj: Mapping[str, Any]) -> bool:
